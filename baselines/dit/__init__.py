@@ -1,0 +1,1 @@
+"""DiT baseline (facebookresearch/DiT): the model at official shapes and its checkpoint loader."""

@@ -1,0 +1,117 @@
+"""External files (checkpoints, feature-extractor weights, reference statistics) and where they live.
+
+Each component declares its assets in an `assets.yaml` beside its code (bench/**, methods/**, baselines/**):
+a list of {name, filename, sha256 (null if unknown), source_url, how, used_by}. They are looked up in
+$BENCH_ASSETS (default ~/.cache/bench/assets). Found -> used (sha256 checked once and remembered by size and
+mtime); missing or wrong -> one line naming the file, its sha256 and how to get it. Nothing downloads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.papers import REPO_ROOT
+from bench.registry import BenchError, UnknownName, unknown_name_message
+
+
+def cache_dir() -> Path:
+    """Local cache for things bench builds itself (e.g. the offline digits classifier)."""
+    path = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def assets_dir() -> Path:
+    return Path(os.environ.get("BENCH_ASSETS", Path.home() / ".cache" / "bench" / "assets"))
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    filename: str
+    sha256: str | None
+    source_url: str | None
+    how: str
+    used_by: tuple[str, ...] = field(default_factory=tuple)
+    declared_in: str = ""
+
+    @property
+    def path(self) -> Path:
+        return assets_dir() / self.filename
+
+
+@lru_cache(maxsize=None)
+def declared() -> dict[str, Asset]:
+    found: dict[str, Asset] = {}
+    for top in ("bench", "methods", "baselines"):
+        for path in sorted((REPO_ROOT / top).rglob("assets.yaml")):
+            for item in yaml.safe_load(path.read_text()) or []:
+                asset = Asset(name=item["name"], filename=item["filename"], sha256=item.get("sha256"),
+                              source_url=item.get("source_url"), how=item.get("how", ""),
+                              used_by=tuple(item.get("used_by", [])),
+                              declared_in=str(path.relative_to(REPO_ROOT)))
+                if asset.name in found:
+                    raise BenchError(f"asset {asset.name!r} declared twice ({found[asset.name].declared_in}, "
+                                     f"{asset.declared_in})")
+                found[asset.name] = asset
+    return found
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified_sha256(path: Path) -> str:
+    """sha256 of a file, remembered beside it by (size, mtime) so large weights are hashed once."""
+    stat = path.stat()
+    memo = path.with_name(f".{path.name}.sha256.json")
+    try:
+        data = json.loads(memo.read_text())
+        if data["size"] == stat.st_size and data["mtime_ns"] == stat.st_mtime_ns:
+            return data["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    value = sha256_file(path)
+    try:
+        memo.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}))
+    except OSError:
+        pass
+    return value
+
+
+def status(asset: Asset) -> dict[str, Any]:
+    path = asset.path
+    row: dict[str, Any] = {"name": asset.name, "file": str(path), "found": path.exists(), "sha256_ok": None,
+                           "sha256": asset.sha256, "how": asset.how, "source_url": asset.source_url,
+                           "used_by": list(asset.used_by)}
+    if path.exists() and asset.sha256:
+        row["sha256_ok"] = _verified_sha256(path) == asset.sha256
+    return row
+
+
+def require(name: str) -> Path:
+    """The local path of a declared asset, or one clear line saying what is missing and how to get it."""
+    assets = declared()
+    if name not in assets:
+        raise UnknownName(unknown_name_message("asset", name, list(assets)))
+    asset = assets[name]
+    path = asset.path
+    sha = asset.sha256 or "unknown"
+    if not path.exists():
+        raise BenchError(f"missing asset {asset.name}: {path} (sha256 {sha}); get it from "
+                         f"{asset.source_url or 'the official release'}: {asset.how} (or set BENCH_ASSETS)")
+    if asset.sha256 and _verified_sha256(path) != asset.sha256:
+        raise BenchError(f"asset {asset.name} at {path} has the wrong sha256 (expected {asset.sha256}); "
+                         f"replace it: {asset.how}")
+    return path

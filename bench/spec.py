@@ -1,0 +1,55 @@
+"""Run specs: a frozen, validated description of one run. Its canonical JSON hash is the run id."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scale = Literal["smoke", "small", "paper"]
+SCALES: tuple[str, ...] = ("smoke", "small", "paper")
+
+SCALE_DOC = {
+    "smoke": "2-core CPU, embedded data, tiny configs of the real architectures, minutes; deterministic",
+    "small": "one GPU, <= 20 minutes per paper, smallest paper architectures, real or carried data",
+    "paper": "the paper's own configuration and datasets, multi-GPU with torchrun (DDP), resumable",
+}
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+class RunSpec(BaseModel):
+    """What one run is. Two runs with equal specs are the same run (same id, same directory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paper: str
+    entry: str = Field(description="the card entry this run stands for")
+    impl: str = Field(description="registered method/baseline that implements it")
+    args: dict[str, Any] = Field(default_factory=dict, description="architecture/config arguments")
+    dataset: str
+    split: str = "test"
+    stands_for: dict[str, Any] = Field(
+        default_factory=dict,
+        description="at smoke/small scale: the paper dataset and metric each proxy stands in for, "
+                    "e.g. {'dataset': 'imagenet-256', 'metrics': {'fd_digits': 'fid@adm'}}")
+    metrics: list[str]
+    scale: Scale = "smoke"
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    train: dict[str, Any] = Field(default_factory=dict, description="training schedule (steps, batch, lr, ...)")
+    sampler: dict[str, Any] = Field(default_factory=dict, description="solver, steps/NFE, cfg")
+    setting: dict[str, Any] = Field(default_factory=dict, description="what else fixes the numbers (sr_scale...)")
+    precision: str = "fp32"
+    world_size: int = 1
+    recipe_version: int = 1
+
+    def run_id(self) -> str:
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+
+    def with_overrides(self, **changes: Any) -> "RunSpec":
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return RunSpec.model_validate(data)

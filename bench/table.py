@@ -1,0 +1,101 @@
+"""`bench table`: the paper's numbers beside ours, with deltas only where the dialects agree.
+
+Built with pandas from paper.yaml and the run records (never from printed output). Every "ours" cell
+carries its scale badge; a smoke or small number never sits unlabelled next to a paper number.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from bench import papers
+from bench.metrics.manifest import DIALECTS
+from bench.store import Store, setting_key
+
+COLUMNS = ["entry", "dataset", "setting", "metric", "paper", "source", "ours", "spread", "scale", "delta", "note"]
+
+
+def comparable(a: str, b: str) -> bool:
+    return a == b or b in DIALECTS.get(a, {}).get("comparable", []) or a in DIALECTS.get(b, {}).get("comparable", [])
+
+
+def fmt(value: float | None, metric: str) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    digits = 4 if abs(value) < 1.5 and DIALECTS.get(metric, {}).get("unit") == "" else 2
+    return f"{value:.{digits}f}"
+
+
+def build(slug: str, store: Store | None = None, problems: list[str] | None = None) -> pd.DataFrame:
+    """One row per (entry, dataset, setting, metric): paper value and source, ours, spread, scale, delta."""
+    card = papers.card(slug)
+    rows: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+    for cell in card.reported:
+        key = (cell.entry, cell.dataset, setting_key(cell.setting), cell.metric, "paper")
+        rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "setting": setting_key(cell.setting),
+                     "metric": cell.metric, "paper": cell.value, "source": f"[{cell.source.tag}] {cell.source.ref}",
+                     "ours": None, "spread": None, "scale": "", "delta": None, "note": cell.note}
+    store = store or Store()
+    for run in sorted(store.latest(slug, problems), key=lambda r: (r["entry"], r["dataset"], r["scale"])):
+        proxy = run.get("stands_for") or {}
+        for m in run["metrics"]:
+            skey = setting_key(m.get("setting", {}))
+            spread = m.get("std")
+            ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "run_id": run["run_id"]}
+            match = None
+            for (entry, dataset, s, metric, _), row in rows.items():
+                if (entry == run["entry"] and dataset == run["dataset"] and s == skey
+                        and comparable(metric, m["metric"]) and row["ours"] is None):
+                    match = row
+                    break
+            if match is not None:
+                match.update(ours)
+                match["delta"] = m["value"] - match["paper"]
+                if match["metric"] != m["metric"]:
+                    match["note"] = (match["note"] + " " if match["note"] else "") + \
+                        f"ours is {m['metric']} (comparable dialect)"
+                continue
+            note = ""
+            if proxy:
+                stand_metric = proxy.get("metrics", {}).get(m["metric"])
+                note = f"stands in for {proxy.get('dataset', '?')}" + (f" / {stand_metric}" if stand_metric else "")
+            key = (run["entry"], run["dataset"], skey, m["metric"], run["scale"])
+            rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "setting": skey, "metric": m["metric"],
+                         "paper": None, "source": "", **ours, "delta": None, "note": note}
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS + ["run_id"])
+    if "run_id" not in frame:
+        frame["run_id"] = None
+    return frame[COLUMNS + ["run_id"]].reset_index(drop=True)
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Strings for humans: values formatted per metric, ours with ± spread and a [scale] badge."""
+    out = []
+    for _, r in frame.iterrows():
+        ours = ""
+        if r["ours"] is not None and not pd.isna(r["ours"]):
+            ours = fmt(r["ours"], r["metric"])
+            if r["spread"] is not None and not pd.isna(r["spread"]):
+                ours += f" ± {fmt(r['spread'], r['metric'])}"
+            ours += f" [{r['scale']}]"
+        delta = ""
+        if r["delta"] is not None and not pd.isna(r["delta"]):
+            delta = f"{r['delta']:+.{4 if abs(r['paper']) < 1.5 else 2}f}"
+        out.append({"entry": r["entry"], "dataset": r["dataset"], "setting": r["setting"], "metric": r["metric"],
+                    "paper": fmt(r["paper"], r["metric"]), "source": r["source"], "ours": ours, "Δ": delta,
+                    "note": r["note"]})
+    return pd.DataFrame(out, columns=["entry", "dataset", "setting", "metric", "paper", "source", "ours", "Δ",
+                                      "note"])
+
+
+def footnotes(slug: str) -> list[str]:
+    card = papers.card(slug)
+    notes = ["paper = the paper's reported number; [P] paper text, [F] figure, [R] repository, [V] verified by "
+             "us, [S] third-party, [M] memory (unchecked), [B] blog, [I] inference.",
+             "ours = mean over seeds ± sample std, with its scale badge: [smoke] CPU/embedded data and [small] "
+             "one GPU are NOT reproductions of paper numbers; Δ is printed only when both numbers share a "
+             "dialect (or a declared comparable one) and setting."]
+    return notes + list(card.limits)

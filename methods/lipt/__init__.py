@@ -1,0 +1,1 @@
+"""LIPT (Latency-aware Image Processing Transformer): model, re-parameterisation and NVSM-SA."""

@@ -1,0 +1,22 @@
+"""The ten papers: slug -> package folder under methods/, and the recipe `bench reproduce` runs.
+
+``recipe`` is a lazy "module:attr" target, or None while the paper's method is not implemented: such a paper
+is listed honestly and `bench reproduce` refuses it (exit 2) instead of running a placeholder.
+"""
+from __future__ import annotations
+
+PAPERS: dict[str, dict[str, str | None]] = {
+    "u-dit": {"package": "u_dit", "recipe": None},
+    "qac": {"package": "qac", "recipe": None},
+    "tad-sr": {"package": "tad_sr", "recipe": None},
+    "mgsr": {"package": "mgsr", "recipe": None},
+    "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
+    "gim": {"package": "gim", "recipe": None},
+    "ctf": {"package": "ctf", "recipe": None},
+    "lipt": {"package": "lipt", "recipe": None},
+    "mipkd": {"package": "mipkd", "recipe": None},
+    "sam-prior": {"package": "sam_prior", "recipe": None},
+}
+
+# Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
+METHODS: dict[str, dict[str, str]] = {}

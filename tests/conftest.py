@@ -1,0 +1,21 @@
+"""Test-wide settings: offline hubs, deterministic CPU, a private results store per test session."""
+from __future__ import annotations
+
+import os
+
+# Hub look-ups otherwise retry for ~50 s before failing offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import _tv_cpu_shim  # noqa: E402,F401  (the .pth normally does this; importing it again is a no-op)
+import pytest  # noqa: E402
+
+
+@pytest.fixture()
+def store_root(tmp_path, monkeypatch):
+    """An empty run store for one test (never the user's results/runs)."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("BENCH_RESULTS", str(root))
+    return root
