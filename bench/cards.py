@@ -63,6 +63,8 @@ class Claim(Strict):
     relation: Relation = Field(description="lhs <relation> rhs on the metric value, after the margin")
     margin: float = Field(0.0, ge=0.0, description="lhs must beat rhs by at least this much, in metric units")
     setting: Setting = Field(default_factory=dict)
+    rhs_setting: Setting | None = Field(None, description="the rhs's own setting when it differs (e.g. other "
+                                                          "training length); defaults to `setting`")
     # A cost condition on the same pair: {"metric": "gmacs", "ratio_max": 0.2} means lhs cost <= 0.2 x rhs cost.
     cost: dict[str, Any] | None = None
     source: Source

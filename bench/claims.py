@@ -54,22 +54,33 @@ def _paper_value(card, entry: str, metric: str, dataset: str, setting: dict[str,
     return None
 
 
-def _paper_cost(card, entry: str, metric: str) -> float | None:
+def _paper_cost(card, entry: str, metric: str, dataset: str, setting: dict[str, Any]) -> float | None:
+    """The entry's cost cell, preferring the claim's dataset and the setting keys the cost cell shares with
+    the claim (e.g. the same sr_scale or resolution); costs are often tabulated without a test set."""
+    best, best_score = None, -1
     for cell in card.reported:
-        if cell.entry == entry and cell.metric == metric:
-            return cell.value
-    return None
+        if cell.entry != entry or cell.metric != metric:
+            continue
+        shared = set(cell.setting) & set(setting)
+        if any(cell.setting[k] != setting[k] for k in shared):
+            continue
+        score = len(shared) * 2 + (cell.dataset == dataset)
+        if score > best_score:
+            best, best_score = cell.value, score
+    return best
 
 
 def evaluate_on_paper(card, claim: Claim) -> Verdict:
     lhs = _paper_value(card, claim.lhs, claim.metric, claim.dataset, claim.setting)
-    rhs = _paper_value(card, claim.rhs, claim.metric, claim.dataset, claim.setting)
+    rhs_setting = claim.rhs_setting if claim.rhs_setting is not None else claim.setting
+    rhs = _paper_value(card, claim.rhs, claim.metric, claim.dataset, rhs_setting)
     if lhs is None or rhs is None:
         return Verdict(claim.id, "paper", "no data", "the card lacks one side's reported value")
     ok = holds(lhs, rhs, claim.relation, claim.margin)
     detail = f"{claim.lhs} {lhs:g} vs {claim.rhs} {rhs:g} ({claim.relation}, margin {claim.margin:g})"
     if ok and claim.cost:
-        lc, rc = _paper_cost(card, claim.lhs, claim.cost["metric"]), _paper_cost(card, claim.rhs, claim.cost["metric"])
+        lc = _paper_cost(card, claim.lhs, claim.cost["metric"], claim.dataset, claim.setting)
+        rc = _paper_cost(card, claim.rhs, claim.cost["metric"], claim.dataset, rhs_setting)
         if lc is None or rc is None:
             return Verdict(claim.id, "paper", "inconclusive", detail + f"; no reported {claim.cost['metric']}")
         ratio = lc / rc

@@ -13,7 +13,7 @@ from bench import papers
 from bench.metrics.manifest import DIALECTS
 from bench.store import Store, setting_key
 
-COLUMNS = ["entry", "dataset", "setting", "metric", "paper", "source", "ours", "spread", "scale", "delta", "note"]
+COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "delta", "note"]
 
 
 def comparable(a: str, b: str) -> bool:
@@ -32,8 +32,9 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
     card = papers.card(slug)
     rows: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for cell in card.reported:
-        key = (cell.entry, cell.dataset, setting_key(cell.setting), cell.metric, "paper")
-        rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "setting": setting_key(cell.setting),
+        key = (cell.entry, cell.dataset, cell.split, setting_key(cell.setting), cell.metric, "paper")
+        rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "split": cell.split,
+                     "setting": setting_key(cell.setting),
                      "metric": cell.metric, "paper": cell.value, "source": f"[{cell.source.tag}] {cell.source.ref}",
                      "ours": None, "spread": None, "scale": "", "delta": None, "note": cell.note}
     store = store or Store()
@@ -44,8 +45,8 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
             spread = m.get("std")
             ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "run_id": run["run_id"]}
             match = None
-            for (entry, dataset, s, metric, _), row in rows.items():
-                if (entry == run["entry"] and dataset == run["dataset"] and s == skey
+            for (entry, dataset, split, s, metric, _), row in rows.items():
+                if (entry == run["entry"] and dataset == run["dataset"] and split == run["split"] and s == skey
                         and comparable(metric, m["metric"]) and row["ours"] is None):
                     match = row
                     break
@@ -60,8 +61,9 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
             if proxy:
                 stand_metric = proxy.get("metrics", {}).get(m["metric"])
                 note = f"stands in for {proxy.get('dataset', '?')}" + (f" / {stand_metric}" if stand_metric else "")
-            key = (run["entry"], run["dataset"], skey, m["metric"], run["scale"])
-            rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "setting": skey, "metric": m["metric"],
+            key = (run["entry"], run["dataset"], run["split"], skey, m["metric"], run["scale"])
+            rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "split": run["split"], "setting": skey,
+                         "metric": m["metric"],
                          "paper": None, "source": "", **ours, "delta": None, "note": note}
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
@@ -84,7 +86,8 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
         delta = ""
         if r["delta"] is not None and not pd.isna(r["delta"]):
             delta = f"{r['delta']:+.{4 if abs(r['paper']) < 1.5 else 2}f}"
-        out.append({"entry": r["entry"], "dataset": r["dataset"], "setting": r["setting"], "metric": r["metric"],
+        out.append({"entry": r["entry"], "dataset": r["dataset"] + ("" if r["split"] == "test" else f" ({r['split']})"),
+                    "setting": r["setting"], "metric": r["metric"],
                     "paper": fmt(r["paper"], r["metric"]), "source": r["source"], "ours": ours, "Δ": delta,
                     "note": r["note"]})
     return pd.DataFrame(out, columns=["entry", "dataset", "setting", "metric", "paper", "source", "ours", "Δ",

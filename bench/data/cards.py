@@ -25,16 +25,19 @@ from bench.registry import BenchError, UnknownName, unknown_name_message
 Tag = Literal["P", "F", "R", "V", "S", "M", "B", "I"]
 
 # Loader formats; bench.data.formats maps each to its implementation (a test keeps the two in sync).
+# "smoke" marks embedded sets (built in memory); "aggregate" a reporting column over other cards (e.g. the
+# mean over MGSR's five instruction sets), which has no files of its own and no loader.
 FORMATS = ("image-folder", "imagenet-folder", "image-flat", "edm-zip", "cifar10-python", "paired-sr",
            "paired-folder", "coco-json", "voc-xml", "instruction-jsonl", "forensics-folder", "forensics-json",
-           "smoke")
+           "smoke", "aggregate")
 Format = Literal["image-folder", "imagenet-folder", "image-flat", "edm-zip", "cifar10-python", "paired-sr",
                  "paired-folder", "coco-json", "voc-xml", "instruction-jsonl", "forensics-folder",
-                 "forensics-json", "smoke"]
+                 "forensics-json", "smoke", "aggregate"]
 
 Task = Literal["class-conditional-generation", "unconditional-generation", "super-resolution",
                "real-world-super-resolution", "denoising", "jpeg-artifact-removal", "deraining", "deblurring",
-               "dehazing", "desnowing", "object-detection", "instruction-following", "manipulation-detection"]
+               "dehazing", "desnowing", "face-restoration", "object-detection", "instruction-following",
+               "manipulation-detection"]
 
 # Split arguments that are paths; `open_dataset` resolves them against --data-root.
 PATH_ARGS = ("root", "path", "ann_file", "images_dir", "devkit", "index")
@@ -93,6 +96,7 @@ class DatasetCard(Strict):
     format: Format
     smoke: bool = False
     builder: str | None = Field(None, description="embedded sets: lazy 'module:attr' that opens a split")
+    members: list[str] = Field(default_factory=list, description="aggregate cards: the cards averaged over")
     source: str | None = Field(description="official source URL (null for embedded sets)")
     license: str
     sha256: str | None = Field(None, description="sha256 of the archive or of the file list; null = not known")
@@ -134,9 +138,14 @@ class DatasetCard(Strict):
                 raise ValueError("an embedded (smoke) card needs format: smoke and a builder")
             if self.layout or self.files:
                 raise ValueError("an embedded (smoke) card has no layout or files: nothing is on disk")
+        elif self.format == "aggregate":
+            if not self.members or self.layout or self.files or self.builder:
+                raise ValueError("an aggregate card lists its members and has no layout, files or builder")
         else:
             if self.format == "smoke" or self.builder:
                 raise ValueError("only smoke: true cards may use format: smoke or a builder")
+            if self.members:
+                raise ValueError("only format: aggregate cards have members")
             if not self.layout:
                 raise ValueError("a real dataset card needs its layout under --data-root")
             if not self.source or not self.get:
@@ -219,6 +228,8 @@ def check_layout(card: DatasetCard, data_root: str | Path, split: str | None = N
     folder, any other a file."""
     if card.smoke:
         return []
+    if card.format == "aggregate":
+        return [p for m in card.members for p in check_layout(load_dataset_card(m), data_root)]
     root = Path(data_root).expanduser()
     wanted = list(card.layout) + (list(card.split(split).layout) if split is not None else [])
     missing = []
@@ -257,6 +268,13 @@ def dataset_status(card: DatasetCard, data_root: str | Path | None, count_items:
     opened and counted (a full file listing, so slow on ImageNet-size sets); a mismatch is "bad"."""
     if card.smoke:
         return DatasetStatus(card.name, "embedded", "built from data shipped in installed packages")
+    if card.format == "aggregate":
+        states = [dataset_status(load_dataset_card(m), data_root, count_items) for m in card.members]
+        bad = [s for s in states if s.state != "found"]
+        if not bad:
+            return DatasetStatus(card.name, "found", f"all of {', '.join(card.members)}")
+        worst = "missing" if any(s.state == "missing" for s in bad) else bad[0].state
+        return DatasetStatus(card.name, worst, "; ".join(f"{s.name}: {s.state}" for s in bad))
     try:
         root = _resolve_root(data_root)
     except BenchError as exc:

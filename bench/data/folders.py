@@ -206,13 +206,15 @@ class PairedFolder(IndexedDataset):
     Sets whose names carry extra parts use regexes whose group 1 is the key: SOTS (`hazy/0001_0.8_0.2.jpg`
     -> `gt/0001.png`: key_regex "^([^_]+)"), DRealSR (`x_x4` -> `x_x1`: key_regex "^(.*)_x4$",
     target_key_regex "^(.*)_x1$"). When both sides live in one folder, files matching neither regex are
-    skipped; otherwise a non-matching name is an error. Extensions may differ.
+    skipped; otherwise a non-matching name is an error. Extensions may differ. `scale` > 1 is for
+    real-world SR pairs whose target is `scale` times the input (ResShift's ImageNet-Test: 64 -> 256).
     """
 
     def __init__(self, root: str | Path, input_dir: str = "input", target_dir: str = "target",
                  key_regex: str | None = None, target_key_regex: str | None = None, mode: str | None = "RGB",
-                 name: str | None = None):
+                 scale: int = 1, name: str | None = None):
         self.root = Path(root)
+        self.scale = int(scale)
         self.name = name or self.root.name
         self.mode = mode
         self.input_root = require_dir(self.root / input_dir, f"{self.name} input folder")
@@ -255,9 +257,10 @@ class PairedFolder(IndexedDataset):
     def load(self, index: int) -> dict[str, Any]:
         inp = read_image(self.inputs[index], self.mode)
         tgt = read_image(self.targets[index], self.mode)
-        if inp.shape != tgt.shape:
+        want = (inp.shape[0] * self.scale, inp.shape[1] * self.scale) + inp.shape[2:]
+        if tgt.shape != want:
             raise BenchError(f"{self.name}: {self.inputs[index]} is {inp.shape} but its target "
-                             f"{self.targets[index].name} is {tgt.shape}")
+                             f"{self.targets[index].name} is {tgt.shape} (expected {want} at scale {self.scale})")
         return {"input": inp, "target": tgt, "name": self.inputs[index].stem}
 
     def _fingerprint(self) -> str:

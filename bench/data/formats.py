@@ -40,6 +40,8 @@ def open_dataset(card: str | DatasetCard, split: str, data_root: str | Path | No
     args = {**spec.args, **overrides}
     if card.smoke:
         return load_target(card.builder)(split=split, **args)
+    if card.format == "aggregate":
+        raise BenchError(f"dataset {card.name!r} is an aggregate of {', '.join(card.members)}: open those instead")
     root = require_layout(card, data_root, split)
     for key in PATH_ARGS:
         if key in args and args[key] is not None:

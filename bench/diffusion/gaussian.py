@@ -176,7 +176,10 @@ class GaussianDiffusion:
         """Schedule array ``name`` at step indices ``t``, shaped [B, 1, ...] to broadcast against ``like``."""
         key = (name, str(t.device))
         if key not in self._on_device:
-            self._on_device[key] = self._arrays[name].to(t.device)
+            # Not an inference tensor even when first needed while sampling under inference_mode: the cached
+            # copy is later multiplied into training graphs, which cannot save inference tensors.
+            with torch.inference_mode(False):
+                self._on_device[key] = self._arrays[name].to(t.device)
         dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
         return self._on_device[key][t].to(dtype).reshape(-1, *([1] * (like.ndim - 1)))
 

@@ -114,8 +114,9 @@ DIALECTS: dict[str, dict[str, Any]] = {
                       target="bench.metrics.forensics:image_auc", tolerance={"abs": 1e-4}),
     # --- LLM ----------------------------------------------------------------------------------------
     "rouge_l@rouge-score": dict(direction="higher", unit="", family="llm",
-                                protocol="ROUGE-L F-measure x100 via rouge-score (max over references), greedy "
-                                         "decoding, mean over prompts; run through lm-eval",
+                                protocol="ROUGE-L F-measure x100 via rouge-score (max over references), mean over "
+                                         "prompts, run through lm-eval; decoding (greedy, or sampling at T=1 "
+                                         "averaged over seeds as MiniLLM/MGSR do) is recorded in the setting",
                                 target="bench.metrics.llm:rouge_l", tolerance={"abs": 0.01}),
     "exact_match": dict(direction="higher", unit="", family="llm",
                         protocol="stripped prediction equals a stripped reference (case-sensitive), mean over "

@@ -3,7 +3,7 @@ small CNN that bench trains itself on the embedded digits (bench.data.smoke.digi
 
 No Inception weights can be downloaded in CI, so smoke runs measure sample quality here instead. The numbers are
 NOT FID/KID and are never labelled so. The classifier is trained deterministically on CPU (fixed seeds, one
-thread, fixed data order) in about 10 s, cached as ``<cache_dir>/assets/digits-cnn-v1.pt`` with a sidecar
+thread, fixed data order) in about 10 s, cached as ``$BENCH_ASSETS/digits-cnn-v1.pt`` with a sidecar
 ``digits-cnn-v1.json`` recording its sha256, recipe and held-out accuracy on digits 'test'. It is registered as
 the torch-fidelity feature extractor ``bench-digits-cnn``, so the distances come from torch-fidelity's own
 FID/KID code (features are handed over in float64, so its statistics are float64 too).
@@ -108,8 +108,8 @@ def held_out_accuracy(model: DigitsCNN) -> float:
 
 
 def _paths() -> tuple[Path, Path]:
-    filename = _assets.metric_assets()[ASSET_NAME]["filename"]
-    weights = _assets.cache_dir() / "assets" / filename
+    """The classifier lives with the other assets ($BENCH_ASSETS), so `bench assets` shows whether it exists."""
+    weights = _assets.asset_path(ASSET_NAME)
     return weights, weights.with_suffix(".json")
 
 

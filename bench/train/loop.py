@@ -261,7 +261,7 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
 
 
 def _run_hook(hook: Hook, state: TrainState, model: nn.Module) -> dict[str, Any] | None:
-    with nullcontext():  # MUTANT
+    with ckpt.preserved_rng():
         result = hook.fn(state)
     model.train()
     if result is not None and not isinstance(result, dict):

@@ -28,6 +28,7 @@ Module names equal the official ones, so the released checkpoints (``ema`` entry
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -93,11 +94,21 @@ def rope2d_angles(head_dim: int, rows: int, cols: int, theta: float = 10_000.0,
     return angles.reshape(rows * cols, head_dim // 2)
 
 
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=64)
+def _rope_cos_sin(head_dim: int, rows: int, cols: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Shared by every attention layer with the same grid (44 of them in U-DiT): computed once per shape/device,
+    # outside inference mode so that tables first built while sampling can still be used for training.
+    with torch.inference_mode(False), torch.no_grad():
+        angles = rope2d_angles(head_dim, rows, cols, device=device)
+        return torch.cos(angles), torch.sin(angles)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor | None = None,
+               cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Rotate consecutive channel pairs (x_2j, x_2j+1) of x [..., N, d] by angles [N, d/2] (in float32)."""
+    cos, sin = cos_sin if cos_sin is not None else (torch.cos(angles), torch.sin(angles))
     xf = x.float()
     a, b = xf[..., 0::2], xf[..., 1::2]
-    cos, sin = torch.cos(angles), torch.sin(angles)
     out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
     return out.to(x.dtype)
 
@@ -140,13 +151,6 @@ class DownsampledAttention(nn.Module):
         if attention == "cosine":
             self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0)))
         self.downsampler = DownSampler(dim, downsampler_kernel, downsampler_shortcut)
-        self._angles: torch.Tensor | None = None
-
-    def rope_angles(self, rows: int, cols: int, device: torch.device) -> torch.Tensor:
-        cached = self._angles
-        if cached is None or cached.shape[0] != rows * cols or cached.device != device:
-            cached = self._angles = rope2d_angles(self.head_dim, rows, cols, device=device)
-        return cached
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -156,8 +160,8 @@ class DownsampledAttention(nn.Module):
         qkv = self.to_qkv(tokens).reshape(b * groups, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B*G, heads, N, d]
         if self.rope:
-            angles = self.rope_angles(h // s, w // s, x.device)
-            q, k = apply_rope(q, angles), apply_rope(k, angles)
+            cos_sin = _rope_cos_sin(self.head_dim, h // s, w // s, x.device)
+            q, k = apply_rope(q, cos_sin=cos_sin), apply_rope(k, cos_sin=cos_sin)
         if self.attention == "cosine":
             tau = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # [heads, 1, 1]
             # softmax(tau * q^ k^T) == SDPA(tau * q^, k^, v, scale=1): lets fused attention kernels run.

@@ -235,14 +235,13 @@ def test_rep_ffn_deploy_count_and_grad_path():
 
 
 def test_label_dropout_shared_or_independent():
-    seen: dict[int, torch.Tensor] = {}
     for independent in (True, False):
-        model = randomised_tiny_udit(independent_label_dropout=independent, class_dropout_prob=0.5)
+        model = randomised_tiny_udit(independent_label_dropout=independent, class_dropout_prob=0.5).train()
+        seen: dict[int, torch.Tensor] = {}
         for level in (1, 2, 3):
             table = getattr(model, f"y_embedder_{level}").embedding_table
             table.register_forward_hook(lambda mod, args, out, level=level: seen.__setitem__(level, args[0].clone()))
-        model.train()
-        model(torch.randn(64, 1, 16, 16), torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.long))
+        model._conditions(torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.long), None)
         same = torch.equal(seen[1], seen[2]) and torch.equal(seen[2], seen[3])
         assert same != independent  # 64 independent fair coins agree by chance with probability 2^-64
         assert set(seen[1].tolist()) == {0, 10}
@@ -250,6 +249,9 @@ def test_label_dropout_shared_or_independent():
 
 def test_tiny_model_trains_and_rejects_bad_sizes():
     model = randomised_tiny_udit()
+    with torch.inference_mode():  # sampling first (builds the shared RoPE tables) must not break training
+        model.eval()(torch.randn(1, 1, 24, 24), torch.tensor([3]), torch.tensor([1]))
+    model(torch.randn(1, 1, 24, 24), torch.tensor([3]), torch.tensor([1])).sum().backward()
     out = model.train()(torch.randn(2, 1, 16, 16), torch.tensor([3, 4]), torch.tensor([1, 2]))
     assert out.shape == (2, 2, 16, 16)
     out.pow(2).mean().backward()
