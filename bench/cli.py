@@ -123,11 +123,12 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
         print_json([{"run_id": s.run_id(), **s.model_dump(mode="json")} for s in specs])
         return
     runner.check_data(specs, data_root)
-    if nproc > 1:
-        from bench.distributed import launch_reproduce
-
-        raise typer.Exit(launch_reproduce(paper, nproc, sys.argv[1:]))
     store = _store()
+    if nproc > 1:
+        store.check_writable()
+        runner.launch(paper, scale, nproc, entry, _parse_seeds(seeds), data_root, resume, force)
+        console.print(f"recorded the runs under {store.root / paper}; see `bench table --paper {paper}`")
+        return
     store.check_writable()
     outcomes = []
     for spec in specs:
@@ -306,24 +307,22 @@ def check(update: bool = typer.Option(False, "--update", help="rewrite results/r
 @app.command()
 @handle_errors
 def assets(as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-           data_root: Optional[Path] = typer.Option(None, help="check the datasets' files under this root")) -> None:
+           data_root: Optional[Path] = typer.Option(None, help="check the datasets' files under this root"),
+           count: bool = typer.Option(False, help="count every split's items against the cards (slow)"),
+           verify: bool = typer.Option(False, help="hash the archives against the cards' checksums (slow)")) -> None:
     """Every external file (weights, reference statistics, datasets): found? sha256 ok? how to get it."""
     from bench import assets as assets_mod
 
+    from bench.data.cards import all_dataset_cards, dataset_status
+
     rows = [assets_mod.status(a) for a in assets_mod.declared().values()]
-    try:
-        from bench.data.cards import all_dataset_cards, check_layout
-    except ImportError:
-        all_dataset_cards = None
-    if all_dataset_cards is not None:
-        for card in all_dataset_cards():
-            if getattr(card, "smoke", False):
-                continue
-            missing = check_layout(card, data_root) if data_root else None
-            rows.append({"name": f"dataset:{card.name}", "file": str(data_root) if data_root else "(--data-root)",
-                         "found": (not missing) if missing is not None else None, "sha256_ok": None,
-                         "sha256": None, "how": getattr(card, "source", "") or getattr(card, "url", ""),
-                         "source_url": getattr(card, "url", None), "used_by": list(getattr(card, "papers", []))})
+    for card in all_dataset_cards():
+        state = dataset_status(card, data_root, count_items=count, verify_checksums=verify)
+        rows.append({"name": f"dataset:{card.name}", "file": str(data_root / card.name) if data_root else
+                     "(pass --data-root)", "found": {"embedded": True, "found": True}.get(state.state, False),
+                     "state": state.state, "sha256_ok": False if state.state == "bad" else None, "sha256": None,
+                     "how": card.get if state.state not in ("embedded", "found") else state.detail,
+                     "source_url": card.source, "used_by": list(card.papers)})
     if as_json:
         print_json(rows)
         return

@@ -19,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bench.registry import BenchError, load_target
 
@@ -65,11 +67,11 @@ def init_distributed(backend: str | None = None, device: str | None = None) -> D
     if not launched_by_torchrun():
         dev = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         return DistInfo(0, 1, 0, None, dev)
-    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if use_cuda:
         torch.cuda.set_device(local)
-    dev = device or (f"cuda:{local}" if use_cuda else "cpu")
+    dev = f"cuda:{local}" if use_cuda and device in (None, "cuda") else (device or "cpu")  # one GPU per rank
     chosen = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
         kwargs: dict[str, Any] = {}
@@ -90,7 +92,7 @@ def get_rank() -> int:
         import torch.distributed as dist
 
         return dist.get_rank()
-    return int(os.environ.get("RANK", 0)) if launched_by_torchrun() else 0
+    return int(os.environ.get("RANK", "0")) if launched_by_torchrun() else 0
 
 
 def get_world_size() -> int:
@@ -98,11 +100,11 @@ def get_world_size() -> int:
         import torch.distributed as dist
 
         return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", 1)) if launched_by_torchrun() else 1
+    return int(os.environ.get("WORLD_SIZE", "1")) if launched_by_torchrun() else 1
 
 
 def get_local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0))
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def is_main_process() -> bool:
@@ -148,7 +150,7 @@ def derive_seed(*parts: int | str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def sample_generator(base_seed: int, index: int) -> "torch.Generator":
+def sample_generator(base_seed: int, index: int) -> torch.Generator:
     """The CPU generator that owns every random draw of global sample ``index``.
 
     It is a CPU generator on purpose: CUDA and CPU generators give different streams, so drawing on CPU and
@@ -166,7 +168,7 @@ class PerSampleRNG:
     produces the same sample ``i`` whatever the batch it sits in, the batch size or the process count.
     """
 
-    def __init__(self, indices: Sequence[int] | "torch.Tensor", base_seed: int, device: Any = "cpu"):
+    def __init__(self, indices: Sequence[int] | torch.Tensor, base_seed: int, device: Any = "cpu"):
         self.indices = [int(i) for i in indices]
         self.base_seed = int(base_seed)
         self.device = device
@@ -175,24 +177,24 @@ class PerSampleRNG:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _stack(self, draw: Callable[["torch.Generator"], "torch.Tensor"]) -> "torch.Tensor":
+    def _stack(self, draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
         import torch
 
         if not self.generators:
             raise BenchError("PerSampleRNG has no samples to draw for")
         return torch.stack([draw(g) for g in self.generators]).to(self.device)
 
-    def randn(self, *shape: int, dtype: Any = None) -> "torch.Tensor":
+    def randn(self, *shape: int, dtype: Any = None) -> torch.Tensor:
         import torch
 
         return self._stack(lambda g: torch.randn(shape, generator=g, dtype=dtype or torch.float32))
 
-    def rand(self, *shape: int, dtype: Any = None) -> "torch.Tensor":
+    def rand(self, *shape: int, dtype: Any = None) -> torch.Tensor:
         import torch
 
         return self._stack(lambda g: torch.rand(shape, generator=g, dtype=dtype or torch.float32))
 
-    def randint(self, low: int, high: int, *shape: int) -> "torch.Tensor":
+    def randint(self, low: int, high: int, *shape: int) -> torch.Tensor:
         import torch
 
         return self._stack(lambda g: torch.randint(low, high, shape, generator=g))
@@ -228,7 +230,7 @@ def gather_rows(rows: Iterable[dict[str, Any]], total: int | None = None, index_
     return [unique[i] for i in sorted(unique)]
 
 
-def gather_by_index(indices: "torch.Tensor", values: "torch.Tensor", total: int) -> "torch.Tensor | None":
+def gather_by_index(indices: torch.Tensor, values: torch.Tensor, total: int) -> torch.Tensor | None:
     """Assemble ``values[k]`` (one row per global index ``indices[k]``) from all ranks into a ``[total, ...]``
     tensor on rank 0 (None on the others). Every rank must pass the same number of rows: use
     ``shard_indices(total, pad=True)``; padded duplicates are dropped."""
@@ -258,7 +260,7 @@ def gather_by_index(indices: "torch.Tensor", values: "torch.Tensor", total: int)
     return out
 
 
-def all_reduce_sum(tensor: "torch.Tensor", dtype: Any = None) -> "torch.Tensor":
+def all_reduce_sum(tensor: torch.Tensor, dtype: Any = None) -> torch.Tensor:
     """Sum a metric state over ranks, by default in float64 (FID moments lose digits in float32)."""
     import torch
 
@@ -337,12 +339,20 @@ def launch(nproc: int, target: str | Callable[..., Any], args: Sequence[str] = (
     except subprocess.TimeoutExpired:
         raise BenchError(f"torchrun with {nproc} process(es) did not finish in {timeout} s") from None
     if proc.returncode != 0:
-        tail = ""
-        if capture and proc.stdout:
-            errors = [line for line in proc.stdout.splitlines() if "Error" in line]
-            tail = f": {errors[-1].strip()}" if errors else ""
+        cause = _worker_error(proc.stdout) if capture else None
+        tail = f": {cause}" if cause else ""
         raise BenchError(f"torchrun with {nproc} process(es) failed with exit code {proc.returncode}{tail}")
     return proc
+
+
+_EXCEPTION_LINE = re.compile(r"^\s*[\w.]*(Error|Exception|Interrupt)\b.*")
+
+
+def _worker_error(output: str | None) -> str | None:
+    """The last exception line a worker printed (torchrun's own ChildFailedError report is skipped)."""
+    lines = [m.group(0).strip() for line in (output or "").splitlines()
+             if "torch.distributed.elastic" not in line and (m := _EXCEPTION_LINE.match(line))]
+    return lines[-1][:300] if lines else None
 
 
 def _run_target(argv: Sequence[str]) -> None:

@@ -1,6 +1,7 @@
 """`bench reproduce`: plan the runs of a paper at a scale, execute them through its recipe, record them."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,16 +61,22 @@ def check_data(specs: list[RunSpec], data_root: Path | None) -> None:
 def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: bool = True,
             force: bool = False, log: Callable[[str], None] = print, show_progress: bool = True,
             device: str = "cpu") -> RunOutcome:
+    """Run (or resume) one spec. Under torchrun every rank computes, rank 0 alone writes the record."""
+    from bench import distributed as dist
+
+    main = dist.is_main_process()
     recipe = papers.recipe(spec.paper)
-    handle = store.open(spec)
+    handle = store.open(spec) if main else store.handle(spec)
+    dist.barrier()
     existing = store.read_result(handle.dir) if not force else None
     if existing and existing.get("status") == "complete" and resume:
         return RunOutcome(spec, handle.run_id, existing, cached=True)
-    if not resume and handle.dir.exists():
+    if not resume and main and handle.dir.exists():
         for sub in ("seeds", "items", "work"):
             shutil.rmtree(handle.dir / sub, ignore_errors=True)
-    ctx = RunContext(handle=handle, data_root=data_root, device=device, resume=resume, log=log,
-                     show_progress=show_progress)
+    dist.barrier()
+    ctx = RunContext(handle=handle, data_root=data_root, device=device, resume=resume,
+                     log=log if main else (lambda m: None), show_progress=show_progress and main)
     started = now()
     prov = provenance.collect()
     finished: dict[int, dict[str, Any]] = {}
@@ -80,13 +87,44 @@ def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: 
                 t0 = time.perf_counter()
                 outcome: SeedResult = recipe.run_seed(spec, seed, ctx)
                 record = outcome.to_record(seed, time.perf_counter() - t0)
-                handle.save_seed(seed, record)
+                if main:
+                    handle.save_seed(seed, record)
+                dist.barrier()
             else:
-                log(f"  seed {seed}: already finished, reusing it")
+                ctx.log(f"  seed {seed}: already finished, reusing it")
             finished[seed] = record
     except BaseException as exc:  # record what finished, then let the error (or Ctrl-C) through
-        status = "partial" if finished else "failed"
-        store.finish(handle, finished, prov, status, started, error=f"{type(exc).__name__}: {exc}")
+        if main:
+            status = "partial" if finished else "failed"
+            store.finish(handle, finished, prov, status, started, error=f"{type(exc).__name__}: {exc}")
         raise
-    result = store.finish(handle, finished, prov, "complete", started)
+    result = store.finish(handle, finished, prov, "complete", started) if main else {}
+    dist.barrier()
     return RunOutcome(spec, handle.run_id, result, cached=False)
+
+
+def distributed_worker(argv: list[str]) -> None:
+    """Entry of every torchrun worker started by `bench reproduce --nproc N` (see bench.distributed.launch)."""
+    from bench import distributed as dist
+
+    opts = json.loads(argv[0])
+    data_root = Path(opts["data_root"]) if opts.get("data_root") else None
+    specs = plan(opts["paper"], opts["scale"], opts.get("entries"), opts.get("seeds"), data_root,
+                 world_size=dist.get_world_size())
+    info = dist.init_distributed()
+    store = Store()
+    for spec in specs:
+        out = execute(spec, store, data_root=data_root, resume=opts.get("resume", True),
+                      force=opts.get("force", False), device=info.device)
+        if dist.is_main_process():
+            print(f"{spec.entry} on {spec.dataset}: run {out.run_id} "
+                  f"{'cached' if out.cached else 'done'}", flush=True)
+
+
+def launch(paper: str, scale: str, nproc: int, entries: list[str] | None, seeds: list[int] | None,
+           data_root: Path | None, resume: bool, force: bool) -> None:
+    from bench.distributed import launch as torchrun
+
+    opts = {"paper": paper, "scale": scale, "entries": entries, "seeds": seeds,
+            "data_root": str(data_root) if data_root else None, "resume": resume, "force": force}
+    torchrun(nproc, "bench.runner:distributed_worker", [json.dumps(opts)], device="cpu" if scale == "smoke" else "auto")

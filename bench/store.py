@@ -119,6 +119,10 @@ class Store:
             raise BenchError(f"results directory is not writable: {self.root} ({exc.strerror or exc}); set "
                              f"BENCH_RESULTS to a writable folder") from None
 
+    def handle(self, spec: RunSpec) -> RunHandle:
+        """The run's handle without writing anything (non-zero ranks, read-only use)."""
+        return RunHandle(spec, self.run_dir(spec))
+
     def open(self, spec: RunSpec) -> RunHandle:
         self.check_writable()
         run_dir = self.run_dir(spec)

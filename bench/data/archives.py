@@ -93,7 +93,7 @@ class EdmZip(IndexedDataset):
     def _fingerprint(self) -> str:
         digest = hashlib.sha256()
         for name, size, crc in self._directory:
-            digest.update(f"{name}\t{size}\t{crc:08x}\n".encode("utf-8"))
+            digest.update(f"{name}\t{size}\t{crc:08x}\n".encode())
         return "sha256:" + digest.hexdigest()
 
 

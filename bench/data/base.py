@@ -8,8 +8,9 @@ i % world_size, so the union over ranks is every item exactly once and the split
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from bench.registry import BenchError
 

@@ -71,7 +71,7 @@ class SplitSpec(Strict):
         return _check_relative(layout)
 
     @model_validator(mode="after")
-    def _count_has_tag(self) -> "SplitSpec":
+    def _count_has_tag(self) -> SplitSpec:
         if self.count is not None and self.count_tag is None:
             raise ValueError("a split count needs a count_tag saying where the number comes from")
         return self
@@ -87,6 +87,14 @@ class FileRef(Strict):
     sha256: str | None = None
     tag: Tag
     note: str = ""
+
+    @field_validator("md5", "sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None, info) -> str | None:
+        length = {"md5": 32, "sha256": 64}[info.field_name]
+        if value is not None and not re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", value):
+            raise ValueError(f"{info.field_name} must be {length} hex digits (quote it in YAML)")
+        return value
 
 
 class DatasetCard(Strict):
@@ -132,7 +140,7 @@ class DatasetCard(Strict):
         return papers
 
     @model_validator(mode="after")
-    def _smoke_or_real(self) -> "DatasetCard":
+    def _smoke_or_real(self) -> DatasetCard:
         if self.smoke:
             if self.format != "smoke" or not self.builder:
                 raise ValueError("an embedded (smoke) card needs format: smoke and a builder")
@@ -256,6 +264,28 @@ def require_layout(card: DatasetCard, data_root: str | Path | None, split: str |
     return root
 
 
+def verify_files(card: DatasetCard, data_root: str | Path) -> list[str]:
+    """Check every file of `card.files` that is present under `data_root` against its md5/sha256; raise ONE
+    line on the first mismatch. Returns the files that were checked (absent files are skipped: archives are
+    usually deleted after extraction)."""
+    from bench.data.base import md5_file, sha256_file  # hashlib only, still torch-free
+
+    root = Path(data_root).expanduser()
+    checked = []
+    for ref in card.files:
+        path = root / ref.file
+        if not path.is_file() or not (ref.md5 or ref.sha256):
+            continue
+        for algo, want, fn in (("sha256", ref.sha256, sha256_file), ("md5", ref.md5, md5_file)):
+            if want:
+                got = fn(path)
+                if got != want.lower():
+                    raise BenchError(f"dataset {card.name!r}: {path} has {algo} {got}, the card expects {want} "
+                                     f"(corrupt or different download; get it: {ref.url or card.get})")
+        checked.append(ref.file)
+    return checked
+
+
 @dataclass(frozen=True)
 class DatasetStatus:
     name: str
@@ -263,13 +293,18 @@ class DatasetStatus:
     detail: str = ""
 
 
-def dataset_status(card: DatasetCard, data_root: str | Path | None, count_items: bool = False) -> DatasetStatus:
-    """found / partial (some splits' own files absent) / missing / bad for `bench assets`. With `count_items`, every split with an expected count is
-    opened and counted (a full file listing, so slow on ImageNet-size sets); a mismatch is "bad"."""
+def dataset_status(card: DatasetCard, data_root: str | Path | None, count_items: bool = False,
+                   verify_checksums: bool = False) -> DatasetStatus:
+    """found / partial (some splits' own files absent) / missing / bad, for `bench assets`.
+
+    With `count_items`, every split with an expected count is opened and counted (a full file listing, so
+    slow on ImageNet-size sets); a mismatch is "bad". With `verify_checksums`, archives present under the
+    data root are hashed against the card (minutes for ImageNet-size archives)."""
     if card.smoke:
         return DatasetStatus(card.name, "embedded", "built from data shipped in installed packages")
     if card.format == "aggregate":
-        states = [dataset_status(load_dataset_card(m), data_root, count_items) for m in card.members]
+        states = [dataset_status(load_dataset_card(m), data_root, count_items, verify_checksums)
+                  for m in card.members]
         bad = [s for s in states if s.state != "found"]
         if not bad:
             return DatasetStatus(card.name, "found", f"all of {', '.join(card.members)}")
@@ -284,6 +319,11 @@ def dataset_status(card: DatasetCard, data_root: str | Path | None, count_items:
         return DatasetStatus(card.name, "missing", f"{len(missing)} of {len(card.layout)} paths missing, "
                                                    f"first: {missing[0]}; get it: {card.get}")
     absent = [name for name in card.splits if check_layout(card, root, name)]
+    if verify_checksums:
+        try:
+            verify_files(card, root)
+        except BenchError as exc:
+            return DatasetStatus(card.name, "bad", str(exc))
     if count_items:
         from bench.data.formats import open_dataset  # loaders are only imported when counting
 

@@ -149,7 +149,7 @@ def _text(node: ET.Element, tag: str, xml_path: Path) -> str:
 
 
 def voc_to_coco(devkit: str | Path, years: list[str] | tuple[str, ...] = ("2007",), split: str = "trainval",
-                first_category_id: int = 0, pixel_offset: int = -1) -> dict[str, Any]:
+                first_category_id: int = 0, pixel_offset: int = -1, first_annotation_id: int = 1) -> dict[str, Any]:
     """Convert `VOCdevkit/VOC<year>/{ImageSets/Main/<split>.txt, Annotations/*.xml}` to a COCO dict.
 
     Follows LabelMatch's `convert_xml_to_json.py` (hikvision-research/SSOD), whose JSON the CTF/LabelMatch
@@ -160,6 +160,10 @@ def voc_to_coco(devkit: str | Path, years: list[str] | tuple[str, ...] = ("2007"
       cast to int, area = w * h (no +1);
     * "difficult" objects kept with iscrowd=1, so COCOeval ignores detections matched to them; non-difficult
       boxes of an image come first, then its difficult ones (the converter's order).
+
+    One deliberate difference: annotation ids start at `first_annotation_id` = 1, not 0 as in LabelMatch's
+    file. COCOeval records a match by the ground truth's id and reads 0 as "unmatched", so the annotation
+    with id 0 can never count as detected; pass 0 to reproduce LabelMatch's file exactly.
     """
     devkit = require_dir(Path(devkit), "VOCdevkit folder")
     names = {name: i + first_category_id for i, name in enumerate(VOC_CLASSES)}
@@ -197,7 +201,8 @@ def voc_to_coco(devkit: str | Path, years: list[str] | tuple[str, ...] = ("2007"
                 for category_id, (x1, y1, x2, y2) in boxes:
                     w, h = x2 - x1, y2 - y1
                     annotations.append({
-                        "id": len(annotations), "image_id": image_id, "category_id": category_id,
+                        "id": len(annotations) + first_annotation_id, "image_id": image_id,
+                        "category_id": category_id,
                         "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": crowd, "ignore": 0,
                         "segmentation": [[x1, y1, x1, y2, x2, y2, x2, y1]],
                     })

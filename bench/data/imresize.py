@@ -42,7 +42,7 @@ def contributions(in_length: int, out_length: int, scale: float,
         kernel = cubic
     u = np.arange(1, out_length + 1, dtype=np.float64) / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
-    taps = int(math.ceil(kernel_width)) + 2
+    taps = math.ceil(kernel_width) + 2
     indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]  # 1-based, may fall outside
     weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
@@ -69,7 +69,7 @@ def _resize_axis(x: np.ndarray, axis: int, out_length: int, scale: float, antial
 
 def _output_length(length: int, scale: float) -> int:
     # ceil(scale * n) as MATLAB, after rounding away float noise (300 * (1/3) must give 100, not 101).
-    return int(math.ceil(round(length * scale, 9)))
+    return math.ceil(round(length * scale, 9))
 
 
 def imresize(image: np.ndarray, scale: float | tuple[float, float] | None = None,
@@ -89,12 +89,12 @@ def imresize(image: np.ndarray, scale: float | tuple[float, float] | None = None
         scales = (float(scale), float(scale)) if np.isscalar(scale) else tuple(float(s) for s in scale)
         if len(scales) != 2 or min(scales) <= 0:
             raise BenchError(f"imresize scale must be positive, got {scale}")
-        out_hw = tuple(_output_length(n, s) for n, s in zip(in_hw, scales))
+        out_hw = tuple(_output_length(n, s) for n, s in zip(in_hw, scales, strict=True))
     else:
         out_hw = tuple(int(n) for n in output_shape)
         if len(out_hw) != 2 or min(out_hw) < 1:
             raise BenchError(f"imresize output_shape must be two positive sizes, got {output_shape}")
-        scales = tuple(o / n for o, n in zip(out_hw, in_hw))
+        scales = tuple(o / n for o, n in zip(out_hw, in_hw, strict=True))
 
     was_uint8 = img.dtype == np.uint8
     out = img.astype(np.float64)

@@ -35,9 +35,8 @@ class InstructionJsonl(IndexedDataset):
         self.name = name or self.path.stem
         offsets: list[tuple[int, int]] = []  # (byte offset, line number) of non-blank lines
         with open(self.path, "rb") as f:
-            line_no, pos = 0, 0
-            for line in f:
-                line_no += 1
+            pos = 0
+            for line_no, line in enumerate(f, start=1):
                 if line.strip():
                     offsets.append((pos, line_no))
                 pos += len(line)

@@ -53,7 +53,7 @@ def digits_dataset(split: str = "train"):
     from bench.data.base import InMemoryDataset
 
     images, labels = digits(split)
-    items = [{"image": img.transpose(1, 2, 0), "label": int(y)} for img, y in zip(images, labels)]
+    items = [{"image": img.transpose(1, 2, 0), "label": int(y)} for img, y in zip(images, labels, strict=True)]
     return InMemoryDataset(f"digits-{split}", items)
 
 
@@ -153,10 +153,10 @@ def photos_dataset(split: str = "train", size: int | None = None, scale: int | N
 
     names = photo_names(split)
     if scale is None:
-        items = [{"image": img, "name": n} for n, img in zip(names, photos(split, size))]
+        items = [{"image": img, "name": n} for n, img in zip(names, photos(split, size), strict=True)]
         return InMemoryDataset(f"photos-{split}", items)
     items = [{"hr": hr, "lr": lr, "scale": scale, "name": n}
-             for n, (hr, lr) in zip(names, photo_pairs(split, scale, size))]
+             for n, (hr, lr) in zip(names, photo_pairs(split, scale, size), strict=True)]
     return InMemoryDataset(f"photos-{split}-x{scale}", items)
 
 
@@ -180,7 +180,7 @@ def _shape_mask(kind: str, size: int, x0: int, y0: int, w: int, h: int, rng: np.
     apex = (x0 + rng.uniform(0.2, 0.8) * w, y0)
     corners = [apex, (x0 + w, y0 + h), (x0, y0 + h)]
     inside = np.ones((size, size), dtype=bool)
-    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1]):
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
         inside &= (bx - ax) * (yy - ay) - (by - ay) * (xx - ax) >= 0
     return inside
 
@@ -236,8 +236,12 @@ def _shapes_cached(split: str, size: int, seed: int) -> tuple[np.ndarray, dict]:
 
 
 def _shapes_dataset(name: str, images: np.ndarray, coco: dict):
+    import copy
+
     from bench.data.base import InMemoryDataset
     from bench.data.coco import coco_api
+
+    coco = copy.deepcopy(coco)  # COCOeval writes into ground-truth dicts; keep the cached set pristine
 
     anns_by_image: dict[int, list] = {}
     for ann in coco["annotations"]:

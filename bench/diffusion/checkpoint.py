@@ -6,7 +6,8 @@ unexpected key or shape mismatch is named in a single `BenchError` line, before 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -18,7 +18,8 @@ to float32 (to float64 when the data is float64, which lets tests check identiti
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,11 +153,11 @@ class GaussianDiffusion:
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
-    def dit_default(cls, num_steps: int = 1000, variance: str = "learned_range") -> "GaussianDiffusion":
+    def dit_default(cls, num_steps: int = 1000, variance: str = "learned_range") -> GaussianDiffusion:
         """DiT's ``create_diffusion("")``: linear schedule, learned-range variance."""
         return cls(linear_betas(num_steps), variance=variance)
 
-    def respaced(self, spec: int | str | Sequence[int]) -> "GaussianDiffusion":
+    def respaced(self, spec: int | str | Sequence[int]) -> GaussianDiffusion:
         """A diffusion over a subset of this one's steps with the same alphas_cumprod there (SpacedDiffusion)."""
         keep = space_timesteps(self.num_timesteps, spec)
         abar = self._arrays["alphas_cumprod"].numpy()

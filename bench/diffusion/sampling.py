@@ -19,8 +19,9 @@ NFE conventions (both are recorded in `SamplingStats`):
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 

@@ -39,6 +39,7 @@ RECIPE = {
     "optimizer": "Adam lr 2e-3, batch 64, 10 epochs, seed 0, torch.randperm order per epoch",
     "features": "fc1 output before ReLU, standardised per dimension by its mean/std over the train split",
     "threads": 1,
+    "inference": "float64",
 }
 
 
@@ -57,7 +58,7 @@ class DigitsCNN(nn.Module):
     def embed(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(penultimate features, logits). The features are taken before the ReLU: after it, dead units have zero
         variance and the covariance of a few hundred samples becomes singular, which destabilises sqrtm."""
-        x = x_uint8.float() / 255.0
+        x = x_uint8.to(self.conv1.weight.dtype) / 255.0
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         features = self.fc1(x.flatten(1))
@@ -75,7 +76,8 @@ def _train(seed: int = 0, epochs: int = 10, batch_size: int = 64, lr: float = 2e
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # reductions in a fixed order: the same bits on every run of this machine
     try:
-        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        # leave the caller's global RNG untouched, and train even if called under torch.no_grad()
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
             torch.manual_seed(seed)
             model = DigitsCNN()
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -139,7 +141,7 @@ def ensure_digits_classifier() -> Path:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     write_bytes(weights, buffer.getvalue())
-    record = {"sha256": _assets.sha256_of(weights), "test_accuracy": held_out_accuracy(model), "recipe": RECIPE,
+    record = {"sha256": _assets.sha256_of(weights), "test_accuracy": held_out_accuracy(load_classifier(weights)), "recipe": RECIPE,
               "torch": torch.__version__, "train_seconds": round(time.perf_counter() - start, 2)}
     write_json(sidecar, record)
     _MEMO.update(path=weights, record=record)
@@ -149,7 +151,9 @@ def ensure_digits_classifier() -> Path:
 def load_classifier(path: Path | str | None = None) -> DigitsCNN:
     model = DigitsCNN()
     model.load_state_dict(torch.load(path or ensure_digits_classifier(), map_location="cpu", weights_only=True))
-    return model.eval().requires_grad_(False)
+    # inference in float64: per-sample features then do not depend on the batch size (float32 CPU kernels
+    # change their blocking, and so their last bits, with it), and the net is small enough for it to be free
+    return model.double().eval().requires_grad_(False)
 
 
 class DigitsFeatureExtractor(FeatureExtractorBase):

@@ -8,8 +8,9 @@ The MATLAB convention (``psnr_y@matlab``, ``ssim_y@matlab``), as the SR papers' 
    BasicSR's ``tensor2img``); uint8 inputs are used as they are;
 2. Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (BT.601 limited range, MATLAB ``rgb2ycbcr``), which MATLAB
    returns as uint8 for uint8 input: we round it too, in exact integer arithmetic, halves upwards like MATLAB's
-   uint8 conversion. (194 of the 2^24 RGB colours fall exactly on .5; pyiqa's ``to_y_channel`` rounds those to
-   even, so its Y differs there by one grey level: that is why we compute Y ourselves.)
+   uint8 conversion. (194 of the 2^24 RGB colours fall exactly on .5; pyiqa's ``to_y_channel`` converts in
+   floating point and rounds with torch.round, which puts 157 of them one grey level lower in float64: that is
+   why we compute Y ourselves.)
 3. crop ``crop_border`` (= the SR scale) pixels from every side;
 4. float64 arithmetic; PSNR with L = 255 through pyiqa's ``psnr`` function (eps = 0, so identical images give
    inf as in MATLAB); SSIM as MATLAB's ``ssim_index``: 11x11 Gaussian window, sigma 1.5, "valid" filtering,

@@ -8,14 +8,18 @@ Training
 
     cfg = TrainConfig(steps=400_000, batch_size=256, lr=1e-4, optimizer="adamw", ema_decay=0.9999,
                       ckpt_every=10_000)
-    def loss_fn(model, batch):                  # model: the DDP/compile-wrapped module; batch: on device
+    def loss_fn(model, batch):                  # batch: already on the device
         x, y = batch
         return diffusion_loss(model, x, y)      # a scalar tensor, or (scalar, {"extra": value, ...})
     def evaluate(state):                        # state.step, state.model, state.ema_model, state.rank ...
         return {"fid_smoke": compute(state.ema_model)}
     result = train(model, loss_fn, (images, labels), cfg, out_dir, resume=True,
                    hooks=[Hook(every=50_000, fn=evaluate)])
-    result.ema_model, result.last_checkpoint, result.log_path
+    result.model, result.ema_model, result.step, result.last_checkpoint, result.log_path, result.events
+
+* ``loss_fn`` gets the DDP/compile-wrapped model: call it for the forward pass (that is what makes DDP
+  average the gradients); reach other methods through ``getattr(model, "module", model)``. It runs under
+  autocast; its extras are logged (rank 0's values).
 
 * ``cfg.batch_size`` is the GLOBAL batch per optimizer step; each of the ``world`` ranks runs
   ``grad_accum`` micro-steps of ``batch_size / (world * grad_accum)`` items.

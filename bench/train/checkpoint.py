@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

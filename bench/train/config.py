@@ -11,8 +11,10 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-# Fields that may change between a run and its resumption without changing what is computed.
-RESUME_MAY_CHANGE = frozenset({"log_every", "ckpt_every", "keep_checkpoints", "progress", "num_workers"})
+# Fields that may change between a run and its resumption: bookkeeping, plus device and compile so that a
+# run can continue on another machine (its last bits may then differ from an uninterrupted run).
+RESUME_MAY_CHANGE = frozenset({"log_every", "ckpt_every", "keep_checkpoints", "progress", "num_workers",
+                               "device", "compile"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -11,7 +11,8 @@ with ``collate_fn`` (torch's default_collate if None), optionally in DataLoader 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, default_collate
@@ -99,7 +100,7 @@ class BatchStream:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order, self._loader_iter = None, None
 
-    def __iter__(self) -> "BatchStream":
+    def __iter__(self) -> BatchStream:
         return self
 
     def __next__(self) -> Any:

@@ -5,10 +5,11 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,13 +69,8 @@ class TrainResult:
     step: int
     last_checkpoint: Path | None
     log_path: Path
-    history: list[dict[str, Any]] = field(default_factory=list)  # this process's log records of this call
-
-
-def resolve_device(cfg: TrainConfig, info: dist_utils.DistInfo) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    return torch.device(info.device)
+    last_log: dict[str, Any] | None = None  # the last step record this call wrote (None if no step ran)
+    events: list[dict[str, Any]] = field(default_factory=list)  # hook results of this call, as logged
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -151,7 +147,7 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
     """
     info = dist_utils.init_distributed(device=None if cfg.device == "auto" else cfg.device)
     rank, world = info.rank, info.world_size
-    device = resolve_device(cfg, info)
+    device = torch.device(info.device)
     amp_dtype = resolve_precision(cfg.precision, device)
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -192,7 +188,8 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
 
         last_ckpt = resume_from
         state = TrainState(step, cfg, model, ema.module if ema else model, optimizer, out_dir, device, rank, world, last_ckpt)
-        history: list[dict[str, Any]] = []
+        last_log: dict[str, Any] | None = None
+        events: list[dict[str, Any]] = []
         params = [p for p in model.parameters() if p.requires_grad]
         bar = ProgressBar(cfg.steps, step, progress_enabled(cfg.progress, rank=rank), console)
         model.train()
@@ -241,7 +238,7 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
                               "step_time_s": time.perf_counter() - t0,
                               **{k: float(v) if isinstance(v, torch.Tensor) else v for k, v in extras.items()}}
                     log.write(record)
-                    history.append(record)
+                    last_log = record
                 bar.update(step, loss_value)
 
                 for hook in hooks:
@@ -250,14 +247,14 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
                         if result is not None:
                             record = {"step": step, "event": hook.name, **result}
                             log.write(record)
-                            history.append(record)
+                            events.append(record)
 
                 if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == end_step:
                     last_ckpt = _save(ckpt_dir, step, cfg, model, ema, optimizer, scheduler, scaler, batches, rank, world)
                     state.last_checkpoint = last_ckpt
         finally:
             bar.close()
-    return TrainResult(model, ema.module if ema else model, step, last_ckpt, log.path, history)
+    return TrainResult(model, ema.module if ema else model, step, last_ckpt, log.path, last_log, events)
 
 
 def _run_hook(hook: Hook, state: TrainState, model: nn.Module) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -37,7 +37,7 @@ class LRSchedule:
         self.gamma = gamma
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig) -> "LRSchedule":
+    def from_config(cls, cfg: TrainConfig) -> LRSchedule:
         return cls(cfg.schedule, cfg.steps, cfg.warmup_steps, cfg.warmup_offset, cfg.min_lr / cfg.lr,
                    cfg.milestones, cfg.gamma)
 

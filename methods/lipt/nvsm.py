@@ -130,6 +130,9 @@ class NVSMSA(nn.Module):
         b, _, h, w = x.shape
         if prev_atns is None and not self.calc_attn:
             raise BenchError("an attention-reusing NVSM-SA unit needs the attention maps of its pair")
+        if any(h % p or w % p for p in self.window_sizes):
+            raise BenchError(f"NVSM-SA input {h}x{w} is not a multiple of the window sizes "
+                             f"{list(self.window_sizes)}; pad it first (LIPT.forward does)")
         branches = torch.split(self.project_inp(x), self.split_chns, dim=1)
         outs, atns = [], []
         for idx, feat in enumerate(branches):

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +164,7 @@ class DownsampledAttention(nn.Module):
             cos_sin = _rope_cos_sin(self.head_dim, h // s, w // s, x.device)
             q, k = apply_rope(q, cos_sin=cos_sin), apply_rope(k, cos_sin=cos_sin)
         if self.attention == "cosine":
-            tau = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()  # [heads, 1, 1]
+            tau = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp().to(q.dtype)  # [heads, 1, 1]
             # softmax(tau * q^ k^T) == SDPA(tau * q^, k^, v, scale=1): lets fused attention kernels run.
             out = F.scaled_dot_product_attention(F.normalize(q, dim=-1) * tau, F.normalize(k, dim=-1), v, scale=1.0)
         else:
@@ -221,7 +222,7 @@ class RepFeedForward(nn.Module):
         self._fused_key = self._source_key()
         return self._fused
 
-    def train(self, mode: bool = True) -> "RepFeedForward":
+    def train(self, mode: bool = True) -> RepFeedForward:
         super().train(mode)
         if not mode:
             self.fuse()  # eagerly, so that profiling an eval model does not count the fusion itself
@@ -340,8 +341,8 @@ class UDiT(nn.Module):
         self.down_factor = down_factor
         self.independent_label_dropout = independent_label_dropout
         c = hidden_size
-        block = dict(num_heads=num_heads, mlp_ratio=mlp_ratio, ffn=ffn, down_factor=down_factor, attention=attention,
-                     rope=rope, downsampler_kernel=downsampler_kernel, downsampler_shortcut=downsampler_shortcut)
+        block = {"num_heads": num_heads, "mlp_ratio": mlp_ratio, "ffn": ffn, "down_factor": down_factor, "attention": attention,
+                     "rope": rope, "downsampler_kernel": downsampler_kernel, "downsampler_shortcut": downsampler_shortcut}
 
         self.x_embedder = StemConv(in_channels, c)
         for level, width in ((1, c), (2, 2 * c), (3, 4 * c)):

@@ -141,7 +141,7 @@ def test_vlb_at_t0_is_discretised_decoder_nll():
     diffusion = GaussianDiffusion.dit_default()
     x0, xt, eps, v = 0.3, 0.31, 0.5, -1.0  # v = -1: the clipped posterior variance of t = 1
     output = torch.tensor([eps, v], dtype=torch.float64).reshape(1, 2, 1, 1)
-    as4d = lambda value: torch.tensor(value, dtype=torch.float64).reshape(1, 1, 1, 1)  # noqa: E731
+    as4d = lambda value: torch.tensor(value, dtype=torch.float64).reshape(1, 1, 1, 1)
     got = diffusion.vb_terms_bpd(output, as4d(x0), as4d(xt), torch.tensor([0])).item()
     abar = ddpm_alphas_cumprod()
     mean = (xt - math.sqrt(1 - abar[0]) * eps) / math.sqrt(abar[0])  # at t=0 the posterior mean is x0_hat
@@ -196,7 +196,7 @@ def test_cfg_guides_first_three_channels_like_dit():
 def test_samples_do_not_depend_on_batch_size(sampler, cfg):
     model, diffusion = LabelModel(), GaussianDiffusion.dit_default()
     labels = torch.tensor([3, 1, 4, 1])
-    kwargs = dict(sampler=sampler, steps=10, eta=0.5, cfg_scale=cfg, null_class=10)
+    kwargs = {"sampler": sampler, "steps": 10, "eta": 0.5, "cfg_scale": cfg, "null_class": 10}
     whole, stats = sample(model, diffusion, (4, 4, 4), labels, [0, 1, 2, 3], seed=11, **kwargs)
     halves = torch.cat([sample(model, diffusion, (4, 4, 4), labels[i:i + 2], [i, i + 1], seed=11, **kwargs)[0]
                         for i in (0, 2)])

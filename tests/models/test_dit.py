@@ -88,7 +88,7 @@ def test_xl2_official_layout_has_292_tensors_and_loads():
 
 
 def tiny_kwargs():
-    return dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=4, num_classes=1000)
+    return {"input_size": 8, "patch_size": 2, "in_channels": 4, "hidden_size": 32, "depth": 2, "num_heads": 4, "num_classes": 1000}
 
 
 def test_random_official_state_dict_loads_into_the_right_places():

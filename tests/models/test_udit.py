@@ -13,8 +13,17 @@ import torch.nn.functional as F
 
 from bench.profile import count_macs
 from bench.registry import BenchError
-from methods.u_dit.model import (DownsampledAttention, RepFeedForward, UDiT, apply_rope, load_official_state_dict,
-                                 merge_groups, rope2d_angles, split_groups, udit)
+from methods.u_dit.model import (
+    DownsampledAttention,
+    RepFeedForward,
+    UDiT,
+    apply_rope,
+    load_official_state_dict,
+    merge_groups,
+    rope2d_angles,
+    split_groups,
+    udit,
+)
 
 # Dossier papers-diffusion.md 1.2 / 5.3 (U-DiT paper Table 8 for the deploy form, verified on the official code).
 PARAMS_M = {"U-DiT-S": (58.90, 52.05), "U-DiT-B": (231.25, 204.43), "U-DiT-L": (916.34, 810.19)}  # train, deploy
@@ -240,7 +249,7 @@ def test_label_dropout_shared_or_independent():
         seen: dict[int, torch.Tensor] = {}
         for level in (1, 2, 3):
             table = getattr(model, f"y_embedder_{level}").embedding_table
-            table.register_forward_hook(lambda mod, args, out, level=level: seen.__setitem__(level, args[0].clone()))
+            table.register_forward_hook(lambda mod, args, out, level=level, seen=seen: seen.__setitem__(level, args[0].clone()))
         model._conditions(torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.long), None)
         same = torch.equal(seen[1], seen[2]) and torch.equal(seen[2], seen[3])
         assert same != independent  # 64 independent fair coins agree by chance with probability 2^-64

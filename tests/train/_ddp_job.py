@@ -5,14 +5,14 @@ import sys
 from pathlib import Path
 
 import torch
-from _fixtures import digits_data, make_loss, resume_config, tiny_net
+from _fixtures import make_loss, resume_config, tiny_net, toy_data
 
 from bench import distributed as D
 from bench.train import train
 
 out = Path(sys.argv[1])
 info = D.init_distributed()
-x, y = digits_data(96)
+x, y = toy_data(96)
 cfg = resume_config(steps=8, ckpt_every=2)
 train(tiny_net(), make_loss(), (x, y), cfg, out / "a", stop_after=4)
 a = tiny_net(seed=5)

@@ -18,7 +18,7 @@ from bench.registry import BenchError
 from bench.train import atomic_save, load_file, load_model_state, read_log, train
 from bench.train.checkpoint import capture_rng, list_checkpoints, restore_rng
 
-from ._fixtures import digits_data, make_loss, resume_config, tiny_net
+from ._fixtures import make_loss, resume_config, tiny_net, toy_data
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,7 +68,7 @@ def test_architecture_mismatch_names_key_and_both_shapes(tmp_path):
 
 
 def test_resuming_into_another_architecture_fails_clearly(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     train(tiny_net(), make_loss(), (x, y), resume_config(steps=4), tmp_path)
     other = nn.Sequential(nn.Linear(256, 48), nn.SiLU(), nn.Dropout(0.1), nn.Linear(48, 10))
     with pytest.raises(BenchError, match=r"'0.weight' has shape \[32, 256\] in the checkpoint but \[48, 256\]"):
@@ -89,7 +89,7 @@ def test_sigkilled_run_resumes_to_bitwise_identical_weights(tmp_path):
     """A training process is SIGKILLed part-way (after checkpoints exist); resume=True finishes it; the
     final model and EMA equal an uninterrupted run's bit for bit."""
     steps = 24
-    x, y = digits_data()
+    x, y = toy_data()
     reference = tiny_net()
     ref = train(reference, make_loss(), (x, y), resume_config(steps=steps), tmp_path / "uninterrupted")
 

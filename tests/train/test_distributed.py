@@ -15,7 +15,7 @@ from bench.registry import BenchError
 from bench.train.data import BatchStream
 from bench.train.sampling import ShardStore, generate_shards
 
-from ._fixtures import analytic_sampler, digits_data, make_loss, resume_config, tiny_net
+from ._fixtures import analytic_sampler, make_loss, resume_config, tiny_net, toy_data
 
 HERE = Path(__file__).resolve().parent
 
@@ -126,8 +126,16 @@ def test_two_process_ddp_training_completes_and_resumes(tmp_path):
     # Two ranks with half the global batch each = one process with the whole batch, up to rounding.
     from bench.train import train
 
-    x, y = digits_data(96)
+    x, y = toy_data(96)
     single = tiny_net(dropout=0.0)
     train(single, make_loss(noise=0.0), (x, y), resume_config(steps=8, ckpt_every=0), tmp_path / "single")
     for key, value in single.state_dict().items():
         torch.testing.assert_close(result["c"][key], value, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_failing_worker_is_a_bench_error(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("import sys\nprint('ValueError: bad shard', flush=True)\nsys.exit(3)\n")
+    with pytest.raises(BenchError, match="failed with exit code 1: ValueError: bad shard"):
+        D.launch(1, str(script), device="cpu", capture=True, timeout=120)

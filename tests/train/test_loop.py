@@ -12,7 +12,7 @@ from bench.registry import BenchError
 from bench.train import Hook, LRSchedule, TrainConfig, load_for_eval, read_log, train
 from bench.train.progress import ProgressBar, progress_enabled
 
-from ._fixtures import digits_data, make_loss, resume_config, tiny_net
+from ._fixtures import make_loss, resume_config, tiny_net, toy_data
 
 
 def _linear_probe(w0: list[float]) -> nn.Linear:
@@ -54,7 +54,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
 
 
 def test_jsonl_log_records_loss_lr_grad_norm_and_time(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     model = tiny_net(dropout=0.0)
     # Loss of the first step, by hand: the untrained model on the first 16 items (shuffle off).
     first_loss = nn.functional.cross_entropy(model(x[:16]), y[:16]).item()
@@ -75,7 +75,7 @@ def test_jsonl_log_records_loss_lr_grad_norm_and_time(tmp_path):
 
 
 def test_same_seed_is_bitwise_deterministic_and_seed_matters(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     runs = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         model = tiny_net()
@@ -86,7 +86,7 @@ def test_same_seed_is_bitwise_deterministic_and_seed_matters(tmp_path):
 
 
 def test_hooks_are_logged_and_do_not_change_training(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     calls = []
 
     def noisy_eval(state):  # draws random numbers, like a sampler would
@@ -103,7 +103,7 @@ def test_hooks_are_logged_and_do_not_change_training(tmp_path):
 
 
 def test_non_finite_loss_stops_with_step_and_last_checkpoint(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     base = make_loss()
     calls = {"n": 0}
 
@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_with_step_and_last_checkpoint(tmp_path):
 
 
 def test_existing_checkpoints_need_resume_and_an_unchanged_config(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     train(tiny_net(), make_loss(), (x, y), resume_config(steps=4), tmp_path)
     with pytest.raises(BenchError, match="already holds checkpoints"):
         train(tiny_net(), make_loss(), (x, y), resume_config(steps=4), tmp_path)
@@ -133,7 +133,7 @@ def test_existing_checkpoints_need_resume_and_an_unchanged_config(tmp_path):
 
 
 def test_load_for_eval_gives_the_ema_weights(tmp_path):
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     result = train(tiny_net(), make_loss(), (x, y), resume_config(steps=4), tmp_path)
     fresh = load_for_eval(tiny_net(seed=123), result.last_checkpoint)
     assert not fresh.training
@@ -158,3 +158,22 @@ def test_progress_bar_only_on_a_terminal_and_shows_loss_rate_eta():
     bar.close()
     text = out.getvalue()
     assert "5/10" in text and "loss 0.1234" in text and "steps/s" in text and "ETA" in text
+
+
+@pytest.mark.parametrize("precision, dtype", [("auto", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_precision_autocasts_the_forward_and_keeps_fp32_weights(tmp_path, precision, dtype):
+    x, y = toy_data(64)
+    seen = set()
+
+    def loss_fn(model, batch):
+        logits = model(batch[0])
+        seen.add(logits.dtype)
+        return nn.functional.cross_entropy(logits.float(), batch[1])
+
+    model = tiny_net()
+    cfg = TrainConfig(steps=2, batch_size=16, lr=1e-3, precision=precision, progress=False)
+    result = train(model, loss_fn, (x, y), cfg, tmp_path)
+    assert seen == {dtype}  # auto on CPU is exact fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    scaler = torch.load(result.last_checkpoint, weights_only=True)["scaler"]
+    assert (scaler is not None) == (precision == "fp16")  # fp16 needs a loss scaler, saved for resume

@@ -10,7 +10,7 @@ import torch
 from bench.registry import BenchError
 from bench.train import EMA, Hook, LRSchedule, TrainConfig, build_optimizer, build_scheduler, train
 
-from ._fixtures import digits_data, make_loss, tiny_net
+from ._fixtures import make_loss, tiny_net, toy_data
 
 
 def _lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
@@ -72,7 +72,7 @@ def test_edm_rampup_matches_edm_formula():
 
 def test_ema_of_training_run_matches_float64_reference(tmp_path):
     decay, warmup = 0.8, 2
-    x, y = digits_data(64)
+    x, y = toy_data(64)
     seen: list[list[np.ndarray]] = []
 
     def record(state):  # runs after each update: the weights the EMA just absorbed
