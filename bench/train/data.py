@@ -8,6 +8,8 @@ torch's DistributedSampler). Incomplete last batches are dropped. Because the or
 Accepted data: a tensor (batch = ``data[idx]``), a tuple/list or dict of equally long tensors (batch of the
 same structure; no per-item Python loop), or any map-style dataset (``len`` + ``__getitem__``), collated
 with ``collate_fn`` (torch's default_collate if None), optionally in DataLoader worker processes.
+Random augmentation inside ``__getitem__`` resumes bit-exactly with ``num_workers=0`` (it then draws from the
+checkpointed global RNG) or when it is seeded from the item index; in worker processes it does not.
 """
 from __future__ import annotations
 
@@ -118,7 +120,11 @@ class BatchStream:
             return self.collate_fn([self.data[i] for i in idx])
         if self._loader_iter is None:  # workers prefetch the rest of this epoch, starting where we are
             rest = self._order[start:].view(-1, self.batch_size).tolist()
+            # Its own generator: a DataLoader otherwise draws its worker seed from the global torch RNG,
+            # which would shift the loss function's random stream. (Random transforms inside workers are
+            # still reproducible only for an uninterrupted run: a resume deals batches to workers anew.)
+            workers_rng = torch.Generator().manual_seed(derive_seed(self.seed, "workers", self.rank, self.epoch))
             loader = DataLoader(self.data, batch_sampler=rest, num_workers=self.num_workers,
-                                collate_fn=self.collate_fn)
+                                collate_fn=self.collate_fn, generator=workers_rng)
             self._loader_iter = iter(loader)
         return next(self._loader_iter)

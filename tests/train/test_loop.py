@@ -177,3 +177,24 @@ def test_precision_autocasts_the_forward_and_keeps_fp32_weights(tmp_path, precis
     assert all(p.dtype == torch.float32 for p in model.parameters())
     scaler = torch.load(result.last_checkpoint, weights_only=True)["scaler"]
     assert (scaler is not None) == (precision == "fp16")  # fp16 needs a loss scaler, saved for resume
+
+
+class _PairDataset(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_map_style_dataset_trains_exactly_like_tensor_data(tmp_path, workers):
+    x, y = toy_data(64)
+    from_tensors, from_dataset = tiny_net(), tiny_net()
+    train(from_tensors, make_loss(), (x, y), resume_config(steps=6), tmp_path / "t")
+    cfg = resume_config(steps=6, num_workers=workers)
+    train(from_dataset, make_loss(), _PairDataset(x, y), cfg, tmp_path / "d")  # collated by default_collate
+    assert all(torch.equal(a, b) for a, b in zip(from_tensors.state_dict().values(), from_dataset.state_dict().values()))
