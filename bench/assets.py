@@ -41,6 +41,8 @@ class Asset:
     how: str
     used_by: tuple[str, ...] = field(default_factory=tuple)
     declared_in: str = ""
+    # torch.hub-style weights publish only a digest prefix in their file name (e.g. alexnet-owt-7be5be79.pth)
+    sha256_prefix: str | None = None
 
     @property
     def path(self) -> Path:
@@ -56,7 +58,8 @@ def declared() -> dict[str, Asset]:
                 asset = Asset(name=item["name"], filename=item["filename"], sha256=item.get("sha256"),
                               source_url=item.get("source_url"), how=item.get("how", ""),
                               used_by=tuple(item.get("used_by", [])),
-                              declared_in=str(path.relative_to(REPO_ROOT)))
+                              declared_in=str(path.relative_to(REPO_ROOT)),
+                              sha256_prefix=item.get("sha256_prefix"))
                 if asset.name in found:
                     raise BenchError(f"asset {asset.name!r} declared twice ({found[asset.name].declared_in}, "
                                      f"{asset.declared_in})")
@@ -72,7 +75,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _verified_sha256(path: Path) -> str:
+def verified_sha256(path: Path) -> str:
     """sha256 of a file, remembered beside it by (size, mtime) so large weights are hashed once."""
     stat = path.stat()
     memo = path.with_name(f".{path.name}.sha256.json")
@@ -95,9 +98,15 @@ def status(asset: Asset) -> dict[str, Any]:
     row: dict[str, Any] = {"name": asset.name, "file": str(path), "found": path.exists(), "sha256_ok": None,
                            "sha256": asset.sha256, "how": asset.how, "source_url": asset.source_url,
                            "used_by": list(asset.used_by)}
-    if path.exists() and asset.sha256:
-        row["sha256_ok"] = _verified_sha256(path) == asset.sha256
+    if path.exists() and (asset.sha256 or asset.sha256_prefix):
+        row["sha256_ok"] = _digest_ok(asset, verified_sha256(path))
     return row
+
+
+def _digest_ok(asset: Asset, digest: str) -> bool:
+    if asset.sha256:
+        return digest == asset.sha256
+    return digest.startswith(asset.sha256_prefix or "")
 
 
 def require(name: str) -> Path:
@@ -111,7 +120,8 @@ def require(name: str) -> Path:
     if not path.exists():
         raise BenchError(f"missing asset {asset.name}: {path} (sha256 {sha}); get it from "
                          f"{asset.source_url or 'the official release'}: {asset.how} (or set BENCH_ASSETS)")
-    if asset.sha256 and _verified_sha256(path) != asset.sha256:
-        raise BenchError(f"asset {asset.name} at {path} has the wrong sha256 (expected {asset.sha256}); "
+    if (asset.sha256 or asset.sha256_prefix) and not _digest_ok(asset, verified_sha256(path)):
+        expected = asset.sha256 or f"one starting with {asset.sha256_prefix}"
+        raise BenchError(f"asset {asset.name} at {path} has the wrong sha256 (expected {expected}); "
                          f"replace it: {asset.how}")
     return path

@@ -5,7 +5,8 @@ Torch-free until a target is loaded. Bad names answer with close matches; bad ar
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bench.metrics.base import MetricResult
 from bench.metrics.manifest import DIALECTS

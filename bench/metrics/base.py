@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from bench.registry import BenchError
 
@@ -36,7 +37,7 @@ class MetricResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MetricResult":
+    def from_dict(cls, data: dict[str, Any]) -> MetricResult:
         return cls(**data)
 
     def __str__(self) -> str:

@@ -17,7 +17,8 @@ are accepted: 0/255 masks are divided by 255 first). Binarisation is ``score > t
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class FeatureStats:
         self.sum = np.zeros(dim, dtype=np.float64)
         self.sum_outer = np.zeros((dim, dim), dtype=np.float64)
 
-    def update(self, features: Any) -> "FeatureStats":
+    def update(self, features: Any) -> FeatureStats:
         x = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features,
                        dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -58,7 +59,7 @@ class FeatureStats:
         self.sum_outer += x.T @ x
         return self
 
-    def merge(self, other: "FeatureStats") -> "FeatureStats":
+    def merge(self, other: FeatureStats) -> FeatureStats:
         if other.dim != self.dim:
             raise BenchError(f"cannot merge {other.dim}-d statistics into {self.dim}-d ones")
         self.n += other.n
@@ -66,7 +67,7 @@ class FeatureStats:
         self.sum_outer += other.sum_outer
         return self
 
-    def all_reduce(self) -> "FeatureStats":
+    def all_reduce(self) -> FeatureStats:
         """Sum the statistics over all torch.distributed ranks (float64), a no-op without a process group."""
         import torch
         import torch.distributed as dist
@@ -149,13 +150,13 @@ def as_dataset(images: Any) -> Any:
     from torch.utils.data import Dataset
 
     class UInt8Images(Dataset):
-        def __init__(self, tensor: "torch.Tensor"):
+        def __init__(self, tensor: torch.Tensor):
             self.tensor = tensor
 
         def __len__(self) -> int:
             return self.tensor.shape[0]
 
-        def __getitem__(self, i: int) -> "torch.Tensor":
+        def __getitem__(self, i: int) -> torch.Tensor:
             return self.tensor[i]
 
     class ImageFolderFiles(Dataset):
@@ -165,7 +166,7 @@ def as_dataset(images: Any) -> Any:
         def __len__(self) -> int:
             return len(self.files)
 
-        def __getitem__(self, i: int) -> "torch.Tensor":
+        def __getitem__(self, i: int) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(_load_image_chw(self.files[i])))
 
     if isinstance(images, (str, Path)):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from bench.metrics.base import MetricResult, check_same_length, library_version, mean_of
 from bench.registry import BenchError
@@ -26,7 +27,7 @@ ROUGE_PROTOCOL = {"scorer": "rouge_score.rouge_scorer.RougeScorer(['rougeL'], us
                   "scale": "x100", "aggregate": "mean over examples"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _scorer(use_stemmer: bool = True) -> Any:
     from rouge_score import rouge_scorer
 
@@ -99,12 +100,14 @@ def load_docs(**kwargs):
 def write_generation_task(task_dir: str | Path, name: str, rows: Sequence[dict[str, Any]], *,
                           prompt_template: str = "{{prompt}}", reference_field: str = "answer",
                           until: Sequence[str] = ("\n",), max_gen_toks: int = 64, do_sample: bool = False,
-                          temperature: float | None = None) -> Path:
+                          temperature: float | None = None, extra_generation_kwargs: dict[str, Any] | None = None,
+                          ) -> Path:
     """Write ``<task_dir>/<name>.yaml``, ``<name>.jsonl`` and ``utils.py``; returns the YAML path.
 
     Each row needs the fields used by ``prompt_template`` (a Jinja template, lm-eval's doc_to_text) and a
     reference: ``rows[i][reference_field]``, a string or a list of strings (several references: max over them).
-    Generation settings go into the task's generation_kwargs and are recorded by run_lm_eval.
+    Generation settings go into the task's generation_kwargs and are recorded by run_lm_eval;
+    ``extra_generation_kwargs`` (e.g. top_p, top_k, max_length) are added to them as given.
     """
     import yaml
 
@@ -124,6 +127,7 @@ def write_generation_task(task_dir: str | Path, name: str, rows: Sequence[dict[s
     generation: dict[str, Any] = {"until": list(until), "max_gen_toks": max_gen_toks, "do_sample": do_sample}
     if temperature is not None:
         generation["temperature"] = temperature
+    generation.update(extra_generation_kwargs or {})
     config = {
         "task": name, "custom_dataset": "__LOAD_DOCS__", "test_split": "test", "output_type": "generate_until",
         "doc_to_text": prompt_template, "doc_to_target": "{{references[0]}}", "generation_kwargs": generation,

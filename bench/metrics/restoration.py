@@ -26,7 +26,8 @@ import os
 import tempfile
 import types
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def psnr_float64(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> flo
     import torch
     from pyiqa.archs.psnr_arch import psnr as pyiqa_psnr
 
-    def to_nchw(x: np.ndarray) -> "torch.Tensor":
+    def to_nchw(x: np.ndarray) -> torch.Tensor:
         x = x[:, :, None] if x.ndim == 2 else x
         return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
@@ -351,12 +352,25 @@ def _lpips(name: str, net: str, backbone_asset: str, head_asset: str, preds: Any
            crop_border: int, float_range: float | None) -> MetricResult:
     files = _asset_record(backbone_asset, head_asset)
     backbone = Path(files[backbone_asset])
-    with _torch_hub_with({_assets.metric_assets()[backbone_asset]["filename"]: backbone}):
+    with _torch_hub_with({_assets.asset_path(backbone_asset).name: backbone}):
         metric = _create_pyiqa("lpips" if net == "alex" else "lpips-vgg", net=net, version="0.1",
                                pretrained=True, pretrained_model_path=files[head_asset])
+    _check_lpips_heads_loaded(metric.net, Path(files[head_asset]))
     return _score_with_pyiqa(name, metric, preds, targets, crop_border, float_range,
                              {"network": f"LPIPS v0.1 {net}", "normalize": "[0,1] -> [-1,1] inside pyiqa",
                               "assets": files})
+
+
+def _check_lpips_heads_loaded(net: Any, head_file: Path) -> None:
+    """pyiqa loads the LPIPS heads with strict=False: a file without them would silently leave random heads."""
+    import torch
+    from pyiqa.archs.arch_util import clean_state_dict
+
+    state = clean_state_dict(torch.load(head_file, map_location="cpu", weights_only=False))  # as pyiqa reads it
+    missing = [k for k in net.state_dict() if k.startswith("lin") and k not in state]
+    if missing:
+        raise BenchError(f"{head_file} does not hold the LPIPS linear heads (missing {missing[0]} and "
+                         f"{len(missing) - 1} more): it is not the published LPIPS v0.1 file")
 
 
 def lpips_alex(preds: Any, targets: Any, crop_border: int = 0, float_range: float | None = None) -> MetricResult:
@@ -423,7 +437,8 @@ def _maniqa_without_timm_download() -> Iterator[None]:
 
 
 def maniqa(preds: Any, float_range: float | None = None) -> MetricResult:
-    """``maniqa``: pyiqa MANIQA trained on KonIQ-10k (no reference; pyiqa's fixed-seed random crops)."""
+    """``maniqa``: pyiqa MANIQA trained on KonIQ-10k (no reference; in eval mode pyiqa averages 20 uniform
+    224x224 crops, deterministic)."""
     files = _asset_record("maniqa-koniq")
     with _maniqa_without_timm_download():
         metric = _create_pyiqa("maniqa", train_dataset="koniq", pretrained=False)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from bench.metrics.base import MetricResult
-from bench.metrics.manifest import DIALECTS
 from bench.registry import BenchError, load_target
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")

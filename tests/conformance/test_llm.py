@@ -45,6 +45,20 @@ ANSWERS = {"What is 13 plus 14?": " 27\nQ: junk", "Capital of France?": " the pa
            "Reverse the word abc": " abc", "Say hello": " hello friend"}
 
 
+def test_task_files_carry_the_generation_settings(tmp_path):
+    import yaml
+
+    path = llm.write_generation_task(tmp_path, "t", ROWS[:1], do_sample=True, temperature=1.0, until=(),
+                                     extra_generation_kwargs={"top_p": 1.0, "top_k": 0})
+    text = path.read_text()
+    assert "!function utils.load_docs" in text and "!function utils.process_results" in text
+    config = yaml.safe_load(text.replace("!function ", ""))
+    assert config["generation_kwargs"] == {"until": [], "max_gen_toks": 64, "do_sample": True, "temperature": 1.0,
+                                           "top_p": 1.0, "top_k": 0}
+    with pytest.raises(BenchError, match="lacks the reference field"):
+        llm.write_generation_task(tmp_path, "u", [{"question": "q"}])
+
+
 def test_lm_eval_oracle_gives_the_expected_numbers(tmp_path):
     from lm_eval.api.model import LM
 

@@ -38,7 +38,7 @@ def test_lpips_head_is_required_too(tmp_path, monkeypatch):
     (tmp_path / "alexnet-owt-7be5be79.pth").write_bytes(b"not the published file")
     with pytest.raises(BenchError, match="starting with 7be5be79"):
         R.lpips_alex(IMAGE, IMAGE)
-    assert _assets.metric_assets()["lpips-alex-head"]["filename"] == "LPIPS_v0.1_alex-df73285e.pth"
+    assert _assets.asset_path("lpips-alex-head").name == "LPIPS_v0.1_alex-df73285e.pth"
 
 
 def test_wrong_inception_bytes_are_rejected_by_sha256(tmp_path, monkeypatch):
@@ -75,3 +75,19 @@ def test_niqe_runs_pyiqa_with_the_asset_file(tmp_path, monkeypatch):
     assert ours.protocol["options"]["crop_border"] == 4 and ours.protocol["assets"]["niqe-params"] == str(params)
     _fake_niqe_params(params, seed=1)
     assert R.niqe([IMAGE], crop_border=4).value != pytest.approx(ours.value, rel=1e-3)
+
+
+def test_lpips_head_file_without_heads_is_refused(tmp_path):
+    """pyiqa loads LPIPS heads with strict=False; a file lacking them must not silently leave random heads."""
+    import torch
+    from torch import nn
+
+    net = nn.Module()
+    net.lin0 = nn.Conv2d(64, 1, 1, bias=False)
+    net.backbone = nn.Conv2d(3, 64, 3)
+    good, bad = tmp_path / "good.pth", tmp_path / "bad.pth"
+    torch.save({"lin0.weight": torch.zeros(1, 64, 1, 1)}, good)
+    torch.save({"params": {"lin0.weight": torch.zeros(1, 64, 1, 1)}}, bad)  # wrapped: pyiqa would skip it
+    R._check_lpips_heads_loaded(net, good)
+    with pytest.raises(BenchError, match="lin0.weight"):
+        R._check_lpips_heads_loaded(net, bad)
