@@ -1,4 +1,9 @@
 """Baseline implementations, by registered name (lazy "module:attr" targets)."""
 from __future__ import annotations
 
-BASELINES: dict[str, dict[str, str]] = {}
+BASELINES: dict[str, dict[str, str]] = {
+    "swinir-light": {"target": "baselines.sr.swinir_light:build", "doc": "SwinIR-light (lightweight SR)"},
+    "elan-light": {"target": "baselines.sr.elan_light:build", "doc": "ELAN-light (lightweight SR)"},
+    "edsr-baseline": {"target": "baselines.sr.edsr_baseline:build", "doc": "EDSR-baseline (16 blocks, 64 ch)"},
+    "imdn": {"target": "baselines.sr.imdn:build", "doc": "IMDN (lightweight SR)"},
+}

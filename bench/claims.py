@@ -96,7 +96,9 @@ def _our_records(runs: list[dict[str, Any]], entry: str, claim: Claim, scale: st
         if run["entry"] != entry or run["scale"] != scale:
             continue
         proxy = run.get("stands_for") or {}
-        if run["dataset"] != claim.dataset and proxy.get("dataset") != claim.dataset:
+        stands = proxy.get("dataset")
+        stands_list = stands if isinstance(stands, list) else [stands]
+        if run["dataset"] != claim.dataset and claim.dataset not in stands_list:
             continue
         for m in run["metrics"]:
             stands = proxy.get("metrics", {}).get(m["metric"])

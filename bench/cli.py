@@ -373,6 +373,29 @@ def plot(paper: str = typer.Argument(..., help="paper slug"),
         console.print(f"wrote {path}")
 
 
+@app.command()
+@handle_errors
+def score(dialect: str = typer.Argument(..., help="metric dialect, e.g. psnr_y@matlab (see bench/metrics/manifest.py)"),
+          pred: Path = typer.Option(..., "--pred", help="image file/folder (or COCO detections JSON)"),
+          ref: Optional[Path] = typer.Option(None, "--ref", help="reference image file/folder (or COCO GT JSON)"),
+          crop: int = typer.Option(0, "--crop", help="border crop in pixels (= SR scale for psnr_y@matlab)"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Score your own outputs with one metric dialect (images matched by file stem)."""
+    papers.registries()["metrics"].get(dialect)
+    for path in (pred, ref):
+        if path is not None and not path.exists():
+            raise BenchError(f"no such file or folder: {path}")
+    from bench.metrics.score import score_files
+
+    result = score_files(dialect, pred, ref, crop_border=crop)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"{dialect}: {result.value:.6g} over {result.n} items", markup=False)
+    for key, value in sorted(result.protocol.items()):
+        console.print(f"  {key}: {value}", markup=False)
+
+
 def main() -> None:  # pragma: no cover - console-script entry point
     app()
 

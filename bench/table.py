@@ -60,7 +60,8 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
             note = ""
             if proxy:
                 stand_metric = proxy.get("metrics", {}).get(m["metric"])
-                note = f"stands in for {proxy.get('dataset', '?')}" + (f" / {stand_metric}" if stand_metric else "")
+                stands = proxy.get("dataset", "?")
+                note = f"stands in for {'/'.join(stands) if isinstance(stands, list) else stands}" + (f" / {stand_metric}" if stand_metric else "")
             key = (run["entry"], run["dataset"], run["split"], skey, m["metric"], run["scale"])
             rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "split": run["split"], "setting": skey,
                          "metric": m["metric"],

@@ -19,4 +19,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
 }
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
-METHODS: dict[str, dict[str, str]] = {}
+METHODS: dict[str, dict[str, str]] = {
+    "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",
+             "doc": "LIPT Tiny/Small/Base at x2/x3/x4 with NVSM-SA and the deployable re-parameterisation"},
+}

@@ -60,3 +60,26 @@ def test_claims_and_check_run_without_any_runs(store_root, tmp_path):
     assert runner.invoke(app, ["claims", "lipt", "--json"]).exit_code == 0
     result = runner.invoke(app, ["check", "--format", "json"])
     assert result.exit_code == 0  # missing runs are reported, never a regression
+
+
+def test_score_folders_against_scikit_image(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "pred").mkdir()
+    expected = []
+    for name in ("a", "b"):
+        ref = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+        pred = np.clip(ref.astype(int) + rng.integers(-6, 7, ref.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(ref).save(tmp_path / "ref" / f"{name}.png")
+        Image.fromarray(pred).save(tmp_path / "pred" / f"{name}.png")
+        expected.append(peak_signal_noise_ratio(ref[2:-2, 2:-2], pred[2:-2, 2:-2], data_range=255))
+    result = runner.invoke(app, ["score", "psnr_rgb", "--pred", str(tmp_path / "pred"), "--ref",
+                                 str(tmp_path / "ref"), "--crop", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["value"] == __import__("pytest").approx(sum(expected) / 2, abs=1e-9)
+    missing = runner.invoke(app, ["score", "psnr_rgb", "--pred", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
