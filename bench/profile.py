@@ -15,6 +15,20 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
+def _extra_flop_formulas() -> dict[Any, Any]:
+    """On CPU, SDPA dispatches to a flash kernel that FlopCounterMode does not count; count it like SDPA."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None:
+        return {}
+
+    def flash_cpu_flops(query, key, value, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query, key, value)  # FlopCounterMode passes shapes here
+
+    return {op: flash_cpu_flops}
+
+
 def count_params(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -22,7 +36,7 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
 @torch.no_grad()
 def count_macs(model: nn.Module | Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
     """MACs of one call ``model(*inputs, **kwargs)``."""
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_extra_flop_formulas())
     with counter:
         model(*inputs, **kwargs)
     return counter.get_total_flops() // 2

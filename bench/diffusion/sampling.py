@@ -37,7 +37,7 @@ class SamplingStats:
     sampler: str
     steps: int
     cfg_scale: float
-    guided_channels: int | None
+    guided_channels: int | None  # channels that actually received guidance (None: no guidance)
     nfe: int  # reported NFE: denoiser calls per sample (a CFG step = 1 call on a doubled batch)
     nfe_forward_passes: int  # forward passes per sample (a CFG step = 2)
     nfe_convention: str = "nfe = denoiser calls per sample; a CFG step counts 1 (doubled batch)"
@@ -67,6 +67,8 @@ class GuidedDenoiser:
     guided_channels: how many leading output channels receive guidance; 3 = DiT/U-DiT ``forward_with_cfg``
         (kept for comparability with their reported cfg=1.5 numbers), None = all eps channels (the textbook
         rule; ``eps_channels`` must then be given).
+    eps_channels: the data channel count C. When given, guidance never reaches past the eps block: data with
+        C <= 3 channels (the 1-channel smoke set) gets all its eps channels guided and no variance channel.
     """
 
     def __init__(self, model: Denoiser, scale: float, null_class: int, guided_channels: int | None = 3,
@@ -76,7 +78,10 @@ class GuidedDenoiser:
         self.model = model
         self.scale = float(scale)
         self.null_class = int(null_class)
-        self.guided = guided_channels if guided_channels is not None else eps_channels
+        if guided_channels is None:
+            self.guided = int(eps_channels)
+        else:
+            self.guided = min(guided_channels, eps_channels) if eps_channels is not None else guided_channels
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -151,9 +156,8 @@ def sample(model: Denoiser, diffusion: GaussianDiffusion, shape: Sequence[int], 
     rng = PerSampleRNG(indices, seed, device=device)
     x_T = rng.randn(*shape).to(dtype)
     counter = CountingDenoiser(model)
-    guided = cfg_scale != 1.0
     denoiser: Denoiser = counter
-    if guided:
+    if cfg_scale != 1.0:
         if null_class is None:
             raise BenchError("classifier-free guidance needs the model's null class (its number of classes)")
         denoiser = GuidedDenoiser(counter, cfg_scale, null_class, guided_channels, eps_channels=shape[0])
@@ -163,6 +167,6 @@ def sample(model: Denoiser, diffusion: GaussianDiffusion, shape: Sequence[int], 
     else:
         x = ddim_loop(spaced, denoiser, x_T, rng, kwargs, eta=eta, clip_denoised=clip_denoised)
     stats = SamplingStats(sampler=sampler, steps=spaced.num_timesteps, cfg_scale=float(cfg_scale),
-                          guided_channels=(guided_channels if guided else None), nfe=counter.calls,
+                          guided_channels=getattr(denoiser, "guided", None), nfe=counter.calls,
                           nfe_forward_passes=counter.rows // max(len(indices), 1))
     return x, stats

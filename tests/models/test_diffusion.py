@@ -190,6 +190,13 @@ def test_cfg_guides_first_three_channels_like_dit():
     assert torch.equal(guided[:, 3:], cond[:, 3:])  # eps channel 3 and the variance: conditional pass
     everything = GuidedDenoiser(model, scale=1.5, null_class=10, guided_channels=None, eps_channels=4)(x, t, y)
     assert torch.allclose(everything[:, :4], uncond[:, :4] + 1.5 * (cond[:, :4] - uncond[:, :4]))
+    # One-channel data: "first 3 channels" must stop at the eps block (never guide the variance channel).
+    mono = LabelModel(channels=1)
+    x1 = torch.randn(2, 1, 3, 3)
+    out = GuidedDenoiser(mono, scale=2.0, null_class=10, eps_channels=1)(x1, t, y)
+    cond1, uncond1 = mono(x1, t, y), mono(x1, t, torch.tensor([10, 10]))
+    assert torch.allclose(out[:, :1], uncond1[:, :1] + 2.0 * (cond1[:, :1] - uncond1[:, :1]))
+    assert torch.equal(out[:, 1:], cond1[:, 1:])
 
 
 @pytest.mark.parametrize("sampler,cfg", [("ddpm", 1.0), ("ddim", 1.5)])
@@ -207,6 +214,7 @@ def test_samples_do_not_depend_on_batch_size(sampler, cfg):
     assert not torch.allclose(whole, other_seed)
     assert stats.steps == 10 and stats.nfe == 10
     assert stats.nfe_forward_passes == (20 if cfg != 1.0 else 10)
+    assert stats.guided_channels == (3 if cfg != 1.0 else None)
 
 
 def test_bad_inputs_raise_one_line_errors():
