@@ -20,6 +20,8 @@ PAPERS: dict[str, dict[str, str | None]] = {
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
 METHODS: dict[str, dict[str, str]] = {
+    "u-dit": {"target": "methods.u_dit.model:udit", "paper": "u-dit",
+              "doc": "U-DiT-S/B/L: U-shaped DiT with token-downsampled attention, RoPE2D, re-parameterised FFN"},
     "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",
              "doc": "LIPT Tiny/Small/Base at x2/x3/x4 with NVSM-SA and the deployable re-parameterisation"},
 }
