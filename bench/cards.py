@@ -7,7 +7,7 @@ Only numbers with a source go in; unknown cells stay absent.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -122,22 +122,27 @@ class PaperCard(Strict):
         raise UnknownName(unknown_name_message(f"entry of {self.slug}", entry_id, [e.id for e in self.entries]))
 
 
-def _field_path(err: dict[str, Any]) -> str:
-    return ".".join(str(p) for p in err["loc"]) or "<root>"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[ModelT], kind: str) -> ModelT:
+    """Read one YAML card and validate it; a bad file raises one BenchError line naming the file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"{kind} not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise BenchError(f"malformed {kind} {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise BenchError(f"malformed {kind} {path}: top level must be a mapping")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise BenchError(f"malformed {kind} {path}: field {where}: {err['msg']}") from None
 
 
 def load_card(path: Path) -> PaperCard:
     """Read and validate one paper.yaml; a bad file raises BenchError naming the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"paper card not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise BenchError(f"malformed paper card {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise BenchError(f"malformed paper card {path}: top level must be a mapping")
-    try:
-        return PaperCard.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BenchError(f"malformed paper card {path}: field {_field_path(err)}: {err['msg']}") from None
+    return load_yaml_model(path, PaperCard, "paper card")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.assets import file_digest
 from bench.registry import BenchError
 
 
@@ -52,20 +53,12 @@ def content_fingerprint(chunks: Iterable[tuple[str, bytes]]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5_file(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def require_dir(path: Path, what: str) -> Path:

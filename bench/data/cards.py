@@ -17,9 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bench.cards import load_yaml_model
 from bench.registry import BenchError, UnknownName, unknown_name_message
 
 Tag = Literal["P", "F", "R", "V", "S", "M", "B", "I"]
@@ -181,25 +181,9 @@ def _card_names() -> list[str]:
     return sorted(p.stem for p in datasets_dir().glob("*.yaml"))
 
 
-def _field_path(err: dict[str, Any]) -> str:
-    return ".".join(str(p) for p in err["loc"]) or "<root>"
-
-
 def load_card_file(path: Path) -> DatasetCard:
     """Read and validate one card; a bad file raises BenchError naming the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"dataset card not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise BenchError(f"malformed dataset card {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise BenchError(f"malformed dataset card {path}: top level must be a mapping")
-    try:
-        card = DatasetCard.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BenchError(f"malformed dataset card {path}: field {_field_path(err)}: {err['msg']}") from None
+    card = load_yaml_model(path, DatasetCard, "dataset card")
     if card.name != path.stem:
         raise BenchError(f"malformed dataset card {path}: name {card.name!r} differs from the file name")
     return card

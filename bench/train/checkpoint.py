@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench import atomic
 from bench.registry import BenchError
 
 FORMAT = "bench.train/1"
@@ -33,21 +34,9 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 # ------------------------------------------------------------------------------------------------ files
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same directory, fsync, then ``os.replace``: a reader (or a
-    resumed run after SIGKILL) sees the old file or the complete new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """``torch.save`` through bench.atomic: a reader (or a run resumed after SIGKILL) sees the old file or the
+    complete new one, never a partial one."""
+    return atomic.write_with(path, lambda handle: torch.save(obj, handle))
 
 
 def load_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -89,11 +78,8 @@ def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> None:
-    """Drop ``.step_*.pt.tmp-PID`` files left by a process killed while writing."""
-    directory = Path(directory)
-    if directory.is_dir():
-        for p in directory.glob(".*.tmp-*"):
-            p.unlink(missing_ok=True)
+    """Drop the temporary files of a process killed while writing a checkpoint."""
+    atomic.remove_temporaries(directory)
 
 
 # ------------------------------------------------------------------------------------------ state dicts

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from bench import atomic
+
 
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
@@ -50,9 +52,7 @@ class JsonlLog:
                 continue
             if int(record.get("step", 0)) <= step:
                 kept.append(line)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, "".join(line + "\n" for line in kept))
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:

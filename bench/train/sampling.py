@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench import atomic
 from bench import distributed as dist_utils
 from bench.distributed import PerSampleRNG
 from bench.registry import BenchError
@@ -73,16 +74,7 @@ class NFECounter:
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic.write_with(path, write)
 
 
 def _to_numpy(value: Any) -> np.ndarray:

@@ -42,7 +42,7 @@ def test_reproduce_records_complete_runs(toy_paper, store_root):
     assert json.loads((run_dir / "spec.json").read_text())["entry"] == "toy-method"
     assert len(Store(store_root).run_dir(specs[0]).joinpath("items", "0").glob("*.jsonl").__iter__().__next__()
                .read_text().splitlines()) == toy_recipe.ITEMS_PER_SHARD
-    assert not list(run_dir.rglob("*.tmp")), "no temp files left behind"
+    assert not list(run_dir.rglob(".*.tmp-*")), "no temp files left behind"
 
 
 def test_run_id_is_the_spec_hash(toy_paper):
