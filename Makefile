@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup demo test test-fast check-env clean
+.PHONY: setup demo test test-fast bench check-env clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ test: setup
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
+
+# Benchmarks (pytest-benchmark): measurements, never asserted speeds.
+bench: setup
+	$(BIN)/pytest -q tests/bench_*.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,iqr,rounds
 
 clean:
 	rm -rf $(VENV) results/runs
