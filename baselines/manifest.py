@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 BASELINES: dict[str, dict[str, str]] = {
+    "ssod-supervised": {"target": "baselines.ssod.methods:SupervisedOnly",
+                        "doc": "Faster R-CNN FPN on the labelled split only (SSOD burn-in)"},
+    "unbiased-teacher": {"target": "baselines.ssod.methods:MeanTeacher",
+                         "doc": "Unbiased Teacher (threshold 0.7, focal RoI loss, EMA teacher)"},
+    "labelmatch": {"target": "baselines.ssod.methods:MeanTeacher",
+                   "doc": "LabelMatch (adaptive thresholds, proposal self-assignment, mining)"},
     "dit": {"target": "baselines.dit.model:dit", "doc": "DiT-S/B/L/XL with patch 2/4/8 (adaLN-Zero)"},
     "swinir-light": {"target": "baselines.sr.swinir_light:build", "doc": "SwinIR-light (lightweight SR)"},
     "elan-light": {"target": "baselines.sr.elan_light:build", "doc": "ELAN-light (lightweight SR)"},

@@ -12,7 +12,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "mgsr": {"package": "mgsr", "recipe": None},
     "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
     "gim": {"package": "gim", "recipe": None},
-    "ctf": {"package": "ctf", "recipe": None},
+    "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
     "lipt": {"package": "lipt", "recipe": None},
     "mipkd": {"package": "mipkd", "recipe": None},
     "sam-prior": {"package": "sam_prior", "recipe": None},
@@ -20,6 +20,8 @@ PAPERS: dict[str, dict[str, str | None]] = {
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
 METHODS: dict[str, dict[str, str]] = {
+    "ctf": {"target": "methods.ctf.ctf:CTF", "paper": "ctf",
+            "doc": "CTF: K teacher-student pairs on LabelMatch with DPCO teacher selection"},
     "u-dit": {"target": "methods.u_dit.model:udit", "paper": "u-dit",
               "doc": "U-DiT-S/B/L: U-shaped DiT with token-downsampled attention, RoPE2D, re-parameterised FFN"},
     "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",

@@ -3,8 +3,8 @@
 Geometry (LabelMatch / mmdet conventions):
 * `resize`: mmdet's keep-ratio Resize. Three modes: "ratio" (img_scale (S, S) times a ratio drawn from
   ratio_range: scale factor = S * r / longer side), "range" (img_scale [(L, s_min), (L, s_max)]: the short target is
-  drawn uniformly in [s_min, s_max]; factor = min(L / long side, short / short side)), "fixed" ((L, s): test
-  resize), or None (keep the size: the smoke set's 64-pixel images).
+  drawn uniformly in [s_min, s_max]; factor = min(L / long side, short / short side)), "choice" ((L, s1, s2, ...):
+  detectron2's multi-scale short edge), "fixed" ((L, s): test resize), or None (keep the size: the smoke set's 64-pixel images).
 * `hflip`: x -> W - x (mmdet 2.x and torchvision).
 Photometric ("UT strong", Albumentations in LabelMatch): ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8 in random order,
 ToGray p 0.2, GaussianBlur sigma 0.1-2 p 0.5; then three random-erasing passes (p 0.7/0.5/0.3, area
@@ -31,8 +31,8 @@ ERASING_PASSES = ((0.7, (0.05, 0.2), (0.3, 3.3)), (0.5, (0.02, 0.2), (0.1, 6.0))
 
 @dataclass(frozen=True)
 class ResizeSpec:
-    mode: str | None = None                 # None | "ratio" | "range" | "fixed"
-    scale: tuple[int, ...] = ()             # ratio: (S,); range: (L, s_min, s_max); fixed: (L, s)
+    mode: str | None = None                 # None | "ratio" | "range" | "choice" | "fixed"
+    scale: tuple[int, ...] = ()             # ratio: (S,); range: (L, s_min, s_max); choice: (L, s1, ...); fixed: (L, s)
     ratio_range: tuple[float, float] = (1.0, 1.0)
 
 
@@ -55,7 +55,7 @@ class AugmentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         def spec(value):
             if value is None or isinstance(value, ResizeSpec):
                 return value
@@ -82,12 +82,16 @@ def resize_factor(height: int, width: int, spec: ResizeSpec) -> float:
         return spec.scale[0] * _uniform(*spec.ratio_range) / max(height, width)
     if spec.mode == "range":
         long_edge, short_lo, short_hi = spec.scale
-        short = int(math.floor(_uniform(short_lo, short_hi + 1)))  # mmdet: np.random.randint(min, max + 1)
+        short = math.floor(_uniform(short_lo, short_hi + 1))  # mmdet: np.random.randint(min, max + 1)
+        return min(long_edge / max(height, width), short / min(height, width))
+    if spec.mode == "choice":  # detectron2 ResizeShortestEdge(choice): one short edge from the list
+        long_edge, *shorts = spec.scale
+        short = shorts[int(torch.randint(0, len(shorts), ()))]
         return min(long_edge / max(height, width), short / min(height, width))
     if spec.mode == "fixed":
         long_edge, short = spec.scale
         return min(long_edge / max(height, width), short / min(height, width))
-    raise BenchError(f"unknown resize mode {spec.mode!r}; expected None, 'ratio', 'range' or 'fixed'")
+    raise BenchError(f"unknown resize mode {spec.mode!r}; expected None, 'ratio', 'range', 'choice' or 'fixed'")
 
 
 def resize(image: Tensor, boxes: Tensor, spec: ResizeSpec) -> tuple[Tensor, Tensor, tuple[float, float]]:
@@ -143,7 +147,7 @@ def random_erasing(image: Tensor) -> Tensor:
         for _ in range(10):
             area = h * w * _uniform(a_lo, a_hi)
             ratio = math.exp(_uniform(math.log(r_lo), math.log(r_hi)))
-            eh, ew = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+            eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
             if 0 < eh < h and 0 < ew < w:
                 top = int(torch.randint(0, h - eh + 1, ()))
                 left = int(torch.randint(0, w - ew + 1, ()))

@@ -47,12 +47,21 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
-    """NMS within each group (class or FPN level): boxes of different groups are moved apart so that they never
-    overlap, then one NMS runs (torchvision's coordinate trick); indices sorted by decreasing score."""
+    """NMS within each group (class or FPN level), indices sorted by decreasing score. Few groups: one NMS per
+    group (several small IoU matrices instead of one large one); many groups or GPU: torchvision's trick of
+    moving the groups' boxes apart so that they never overlap, then one NMS."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
-    offsets = groups.to(boxes) * (boxes.max() + 1)
-    return nms(boxes + offsets[:, None], scores, iou_threshold)
+    ids = groups.unique()
+    if boxes.is_cuda or len(ids) > 32:
+        offsets = groups.to(boxes) * (boxes.max() + 1)
+        return nms(boxes + offsets[:, None], scores, iou_threshold)
+    kept = []
+    for g in ids:
+        members = (groups == g).nonzero().squeeze(1)
+        kept.append(members[nms(boxes[members], scores[members], iou_threshold)])
+    keep = torch.cat(kept)
+    return keep[torch.argsort(scores[keep], descending=True, stable=True)]
 
 
 def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:

@@ -11,13 +11,19 @@ with a labelled image drawn uniformly at random, so a batch of B items is B labe
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from baselines.ssod.augment import AugmentConfig, colour_strong, labelled_view, unlabelled_views
+from baselines.ssod.augment import (
+    AugmentConfig,
+    colour_strong,
+    labelled_view,
+    unlabelled_views,
+)
 from bench.registry import BenchError
 
 

@@ -76,7 +76,7 @@ class DetectorConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DetectorConfig":
+    def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
@@ -117,7 +117,10 @@ class TinyResNet(nn.Module):
 
 
 def build_backbone(cfg: DetectorConfig) -> nn.Module:
-    from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor
+    from torchvision.models.detection.backbone_utils import (
+        BackboneWithFPN,
+        _resnet_fpn_extractor,
+    )
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
     if cfg.arch == "tiny-resnet-fpn":
@@ -147,7 +150,10 @@ def build_backbone(cfg: DetectorConfig) -> nn.Module:
 # RPN
 
 def _make_rpn_class():
-    from torchvision.models.detection.rpn import RegionProposalNetwork, concat_box_prediction_layers
+    from torchvision.models.detection.rpn import (
+        RegionProposalNetwork,
+        concat_box_prediction_layers,
+    )
     from torchvision.ops import boxes as box_ops
 
     class RPN(RegionProposalNetwork):
@@ -244,7 +250,7 @@ class Detector(nn.Module):
         self.backbone = build_backbone(cfg)
         channels = self.backbone.out_channels
         strides = (4, 8, 16, 32, 64)
-        sizes = tuple((int(round(cfg.anchor_scale * s)),) for s in strides)
+        sizes = tuple((round(cfg.anchor_scale * s),) for s in strides)
         anchors = AnchorGenerator(sizes, (tuple(cfg.anchor_ratios),) * len(strides))
         self.rpn = _make_rpn_class()(
             anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]),

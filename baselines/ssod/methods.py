@@ -20,8 +20,9 @@ hard target. Unsupervised weight 2, EMA keep-rate 0.996.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,12 @@ from torch import Tensor, nn
 
 from baselines.ssod.boxes import box_iou, scale_boxes
 from baselines.ssod.detector import Detector, SampledRoIs
-from baselines.ssod.pseudo import act_thresholds, collect_scores, split_pseudo_labels, to_tensor
+from baselines.ssod.pseudo import (
+    act_thresholds,
+    collect_scores,
+    split_pseudo_labels,
+    to_tensor,
+)
 from baselines.ssod.teacher import ema_update, make_teacher
 from bench.registry import BenchError
 
@@ -70,7 +76,7 @@ class SSODConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SSODConfig":
+    def from_dict(cls, data: dict[str, Any]) -> SSODConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise BenchError(f"SSODConfig: unknown field {unknown[0]!r}")
@@ -111,14 +117,25 @@ def teacher_pseudo_labels(teacher: Detector, weak: Sequence[Tensor], to_student:
     return PseudoLabels(features, reliable, uncertain, list(to_student), stats)
 
 
-def _to_teacher_view(boxes: Tensor, factors: Tensor) -> Tensor:
+def to_teacher_view(boxes: Tensor, factors: Tensor) -> Tensor:
     return scale_boxes(boxes, 1.0 / float(factors[0]), 1.0 / float(factors[1]))
 
 
+@dataclass
+class StudentRoIs:
+    """The student's sampled RoIs on an unlabelled batch and its class logits for them (for extra terms such as
+    CTF's cross-pair consistency)."""
+
+    samples: list[SampledRoIs]
+    logits: Tensor
+
+
 def labelmatch_unlabelled_losses(student: Detector, teacher: Detector, strong: Sequence[Tensor],
-                                 pseudo: PseudoLabels, cfg: SSODConfig) -> tuple[dict[str, Tensor], dict[str, float]]:
+                                 pseudo: PseudoLabels, cfg: SSODConfig,
+                                 keep: list | None = None) -> tuple[dict[str, Tensor], dict[str, float]]:
     """LabelMatch's losses on one unlabelled batch (before the unsupervised weight); `teacher` is the network
-    whose box head judges the uncertain RoIs (the one that made `pseudo`)."""
+    whose box head judges the uncertain RoIs (the one that made `pseudo`). If `keep` is a list, the student's
+    RoIs and logits are appended to it as a StudentRoIs."""
     image_list, features = student.extract(list(strong))
     rpn_targets = [torch.cat([r[0], u[0]]) for r, u in zip(pseudo.reliable, pseudo.uncertain)]
     proposals, losses = student.rpn.run(image_list, features, rpn_targets, train_proposals=True)
@@ -137,6 +154,8 @@ def labelmatch_unlabelled_losses(student: Detector, teacher: Detector, strong: S
         losses["loss_soft_cls"] = per_roi.sum() / (len(strong) * student.cfg.roi_batch_per_image)
     else:
         losses["loss_soft_cls"] = logits.sum() * 0.0
+    if keep is not None:
+        keep.append(StudentRoIs(samples, logits))
     stats = dict(pseudo.stats)
     stats["mined_rois"] = float(mined.sum()) if mined is not None else 0.0
     stats["uncertain_rois"] = float((kind == 1).sum())
@@ -148,7 +167,7 @@ def _self_assignment(teacher: Detector, samples: list[SampledRoIs], pseudo: Pseu
                      dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
     """Proposal self-assignment: the teacher's class distribution (temperature tau_t) on every uncertain RoI,
     and the mining decision (1 = promoted to a hard target) per uncertain RoI, in `samples` order."""
-    rois_t = [_to_teacher_view(s.boxes[s.kind == 1], f) for s, f in zip(samples, pseudo.to_student)]
+    rois_t = [to_teacher_view(s.boxes[s.kind == 1], f) for s, f in zip(samples, pseudo.to_student)]
     if sum(len(r) for r in rois_t) == 0:
         return None, None
     logits_t, deltas_t = teacher.box_forward(pseudo.features, rois_t)
@@ -165,7 +184,7 @@ def _self_assignment(teacher: Detector, samples: list[SampledRoIs], pseudo: Pseu
         which = s.uncertain_index[s.kind == 1]
         labels = unc_labels[which]
         refined = teacher.decode(deltas_t[start:start + k], rois, labels)
-        boxes_t = _to_teacher_view(unc_boxes, factors)
+        boxes_t = to_teacher_view(unc_boxes, factors)
         for j in which.unique().tolist():
             member = which == j
             mean_iou = box_iou(boxes_t[j:j + 1], refined[member]).mean()
@@ -235,8 +254,10 @@ class MeanTeacher(nn.Module):
         ratio = torch.full((c,), 1.0 / c) if class_ratio is None else torch.as_tensor(class_ratio, dtype=torch.float64)
         self.register_buffer("class_ratio", ratio.double())
         self.register_buffer("boxes_per_image", torch.tensor(float(boxes_per_image), dtype=torch.float64))
+        # images seen, reliable and uncertain pseudo-boxes the student learned from (LabelMatch's pseudo_num logs)
+        self.register_buffer("pseudo_counts", torch.zeros(3, dtype=torch.float64))
 
-    def train(self, mode: bool = True) -> "MeanTeacher":
+    def train(self, mode: bool = True) -> MeanTeacher:
         super().train(mode)
         self.teacher.eval()  # the teacher only ever predicts
         return self
@@ -251,7 +272,17 @@ class MeanTeacher(nn.Module):
         else:
             unsup, stats = labelmatch_unlabelled_losses(self.student, self.teacher, batch["u_strong"], pseudo, cfg)
         loss = total(sup) + total(unsup, cfg.unsup_weight)
+        self.count_pseudo(pseudo)
         return loss, {**floats(sup, "sup_"), **floats(unsup, "unsup_"), **stats}
+
+    @torch.no_grad()
+    def count_pseudo(self, pseudo: PseudoLabels) -> None:
+        self.pseudo_counts += torch.tensor([len(pseudo.reliable), sum(len(r[1]) for r in pseudo.reliable),
+                                            sum(len(u[1]) for u in pseudo.uncertain)], dtype=torch.float64)
+
+    def pseudo_per_image(self) -> dict[str, float]:
+        images = max(float(self.pseudo_counts[0]), 1.0)
+        return {"reliable": float(self.pseudo_counts[1]) / images, "uncertain": float(self.pseudo_counts[2]) / images}
 
     def after_step(self) -> None:
         ema_update(self.teacher, self.student, self.cfg.keep_rate)
@@ -275,8 +306,10 @@ class MeanTeacher(nn.Module):
 @torch.no_grad()
 def act_update(teacher: Detector, images: Sequence[Tensor], boxes_per_image: float, class_ratio,
                cfg: SSODConfig, batch_size: int = 8):
+    # The test-time detections (score_thr 0.001 in LabelMatch's test_cfg): scores below the 0.05 floor still
+    # decide which index of the sorted list is read, so they must not be filtered away beforehand.
     dets = []
     for i in range(0, len(images), batch_size):
-        dets.extend(teacher.detect(list(images[i:i + batch_size]), score_thresh=cfg.candidate_score))
+        dets.extend(teacher.detect(list(images[i:i + batch_size])))
     scores = collect_scores(dets, teacher.num_classes)
     return act_thresholds(scores, len(images), boxes_per_image, class_ratio, cfg.act_percent, cfg.act_min_thr)

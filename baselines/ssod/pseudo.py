@@ -14,7 +14,8 @@ Before the first computation both thresholds are 0.9 (LabelMatch's score_thr).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -93,8 +93,8 @@ class MultiScaleRoIAlign(nn.Module):
         self.output_size = (output_size, output_size)
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
-        self.k_min = int(round(math.log2(self.strides[0])))
-        self.k_max = int(round(math.log2(self.strides[-1])))
+        self.k_min = round(math.log2(self.strides[0]))
+        self.k_max = round(math.log2(self.strides[-1]))
 
     def _pool(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
         if feature.is_cuda or self.sampling_ratio <= 0:

@@ -1,0 +1,361 @@
+"""What `bench reproduce ctf` runs: supervised burn-in, Unbiased Teacher, LabelMatch and CTF.
+
+Scales
+* smoke: the embedded shapes-coco set (256 train / 64 val images of 64 px, 3 classes), a 10 % labelled split drawn
+  by the COCO-standard partial-split code (fold 1: 25 draws, 25 unique labelled images, 231 unlabelled), the tiny
+  ResNet-FPN Faster R-CNN, one seed, on one CPU thread (tiny tensors gain nothing from intra-op threads, and an
+  oversubscribed runner stalls on them). Stands for COCO-standard 10 %.
+* small: COCO-standard 10 % fold 1 with ResNet-50-FPN and a short schedule on one GPU (needs --data-root and the
+  ImageNet ResNet-50 weights); first method-vs-baseline evidence, not the paper's numbers.
+* paper: COCO-standard 1 / 5 / 10 % x folds 1-5 (the run's seeds ARE the folds, so the aggregate is the papers'
+  mean +- std over the 5 STAC splits) with LabelMatch's 160k paper config (and its 40k ablation config as a second
+  LabelMatch run), Unbiased Teacher's COCO config, CTF hosted on the 160k config; VOC07 labelled + VOC12 unlabelled
+  tested on VOC07 test.
+
+Every metric record names the evaluated network (eval_model: the EMA teacher for UT / LabelMatch, the teacher of the
+pair DPCO selects for CTF, the burn-in detector for the supervised baseline) and the test protocol (score 0.001).
+The burn-in of a given (detector, schedule, data split, seed) is trained once and shared by the runs that start
+from it (supervised, LabelMatch, CTF pair 0, ...), under <store>/ctf/_shared/.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.recipe import RunContext, SeedResult, metric_record
+from bench.registry import BenchError
+from bench.spec import RunSpec
+
+VERSION = 1
+METRICS = ["coco_bbox_map@pycocotools", "coco_bbox_ap50@pycocotools"]
+SAME_METRICS = {m: m for m in METRICS}
+GPU_TRAIN = {"num_workers": 4, "ckpt_every": 2000}  # data loading in workers; resumable every 2,000 steps
+IMPLS = {"supervised": "ssod-supervised", "unbiased-teacher": "unbiased-teacher", "labelmatch": "labelmatch",
+         "ctf": "ctf"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plan
+
+def _spec(card, entry: str, scale: str, dataset: str, split: str, args: dict[str, Any], seeds: list[int],
+          setting: dict[str, Any], stands_for: dict[str, Any] | None = None, train: dict[str, Any] | None = None):
+    return RunSpec(paper=card.slug, entry=entry, impl=IMPLS[entry], args=args, dataset=dataset, split=split,
+                   stands_for=stands_for or {}, metrics=list(METRICS), scale=scale, seeds=seeds,
+                   train=train or {}, setting=setting, recipe_version=VERSION)
+
+
+def smoke_args(entry: str) -> dict[str, Any]:
+    if entry == "ctf":
+        return {"config": "smoke-labelmatch", "ctf": {"pairs": 2}}
+    return {"config": f"smoke-{entry}"}
+
+
+def plan(card, scale: str, data_root: Path | None) -> list[RunSpec]:
+    if scale == "smoke":
+        stands = {"dataset": "coco2017", "metrics": SAME_METRICS}
+        return [_spec(card, e, "smoke", "shapes-coco", "val", smoke_args(e), [0], {"label_pct": 10.0, "fold": 1},
+                      stands, {"threads": 1}) for e in ("supervised", "unbiased-teacher", "labelmatch", "ctf")]
+    if scale == "small":
+        short = {"burn_in": {"steps": 3000, "batch_size": 8, "lr": 0.01, "milestones": [2400]},
+                 "semi": {"steps": 3000, "batch_size": 8, "lr": 0.01}, "ssod": {"act_interval": 500, "act_images": 2000}}
+        configs = {"supervised": "labelmatch-40k", "unbiased-teacher": "unbiased-teacher-coco",
+                   "labelmatch": "labelmatch-40k", "ctf": "labelmatch-40k"}
+        specs = []
+        for entry, config in configs.items():
+            over = copy.deepcopy(short)
+            if entry == "unbiased-teacher":
+                over["ssod"] = {}
+            args = {"config": config, "overrides": over, **({"ctf": {"pairs": 2}} if entry == "ctf" else {})}
+            if entry == "supervised":
+                args["only_burn_in"] = True
+            specs.append(_spec(card, entry, "small", "coco2017", "val", args, [1],
+                               {"label_pct": 10.0, "fold": 1, "train_iters": 3000}, train=GPU_TRAIN))
+        return specs
+    if scale == "paper":
+        specs = []
+        for pct in (1.0, 5.0, 10.0):
+            setting = {"label_pct": pct, "fold": "mean5"}
+            runs = [("supervised", {"config": "labelmatch-160k", "only_burn_in": True}, None),
+                    ("unbiased-teacher", {"config": "unbiased-teacher-coco"}, 180000),
+                    ("labelmatch", {"config": "labelmatch-160k"}, 160000),
+                    ("labelmatch", {"config": "labelmatch-40k"}, 40000),
+                    ("ctf", {"config": "labelmatch-160k", "ctf": {"pairs": 2}}, 160000)]
+            for entry, args, iters in runs:
+                s = dict(setting, **({"train_iters": iters} if iters else {}))
+                specs.append(_spec(card, entry, "paper", "coco2017", "val", args, [1, 2, 3, 4, 5], s, train=GPU_TRAIN))
+        for entry, args in (("supervised", {"config": "labelmatch-voc", "only_burn_in": True}),
+                            ("unbiased-teacher", {"config": "unbiased-teacher-voc"}),
+                            ("labelmatch", {"config": "labelmatch-voc"}),
+                            ("ctf", {"config": "labelmatch-voc", "ctf": {"pairs": 2}})):
+            specs.append(_spec(card, entry, "paper", "voc07", "test", args, [1], {"unlabeled": "voc12"},
+                               train=GPU_TRAIN))
+        return specs
+    raise BenchError(f"unknown scale {scale!r}; expected smoke, small or paper")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+class Splits:
+    """The labelled / unlabelled training sets and the evaluation set of one spec and fold."""
+
+    def __init__(self, spec: RunSpec, fold: int, data_root: Path | None):
+        from bench.data.formats import open_dataset
+
+        if spec.dataset == "shapes-coco":
+            from bench.data.smoke import labelled_split, shapes_coco
+
+            pct = float(spec.setting.get("label_pct", 10.0))
+            self.labelled, self.unlabelled = labelled_split(pct, fold)
+            self.test = shapes_coco("val")
+            self.split_info = {"family": "stac-partial (bench.data.coco.coco_partial_split)", "percent": pct,
+                               "fold": fold}
+        elif spec.dataset == "coco2017":
+            pct = float(spec.setting["label_pct"])
+            self.labelled = open_dataset("coco2017", "train", data_root, partial_percent=pct, partial_seed=fold,
+                                         partial_part="labeled")
+            self.unlabelled = open_dataset("coco2017", "train", data_root, partial_percent=pct, partial_seed=fold,
+                                           partial_part="unlabeled")
+            self.test = open_dataset("coco2017", "val", data_root)
+            self.split_info = {"family": "stac-partial", "percent": pct, "fold": fold,
+                               "files": f"instances_train2017.{fold}@{int(pct)}[-unlabeled].json (made on the fly)"}
+        elif spec.dataset == "voc07":
+            self.labelled = open_dataset("voc07", "trainval", data_root)
+            self.unlabelled = open_dataset("voc12", "trainval", data_root)
+            self.test = open_dataset("voc07", "test", data_root)
+            self.split_info = {"family": "voc07-trainval + voc12-trainval (single split)"}
+        else:
+            raise BenchError(f"the ctf recipe has no data for dataset {spec.dataset!r}")
+        self.split_info["labelled_images"] = len(self.labelled)
+        self.split_info["unlabelled_images"] = len(self.unlabelled)
+
+    @property
+    def ground_truth(self) -> dict[str, Any]:
+        return self.test.data
+
+    @property
+    def categories(self):
+        return self.labelled.data["categories"] if hasattr(self.labelled, "data") else self.test.data["categories"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one seed
+
+def _fold_of(spec: RunSpec, seed: int) -> int:
+    """COCO-standard at paper/small scale: the run's seed is the fold (STAC split seed 1-5)."""
+    if spec.dataset == "coco2017":
+        return seed
+    return int(spec.setting.get("fold", 1))
+
+
+def _recipe_config(spec: RunSpec, data_root: Path | None):
+    from baselines.ssod.configs import named_config, with_overrides
+
+    weights = None
+    if spec.scale != "smoke":
+        weights = str(Path(data_root or ".") / "pretrained" / "resnet50-19c8e357.pth")
+    return with_overrides(named_config(spec.args["config"], weights), spec.args.get("overrides"))
+
+
+def _burn_in_schedule(recipe, spec: RunSpec, splits: Splits):
+    from baselines.ssod.configs import coco_burn_in
+
+    if spec.scale == "paper" and spec.dataset == "coco2017" and recipe.method == "labelmatch":
+        return coco_burn_in(len(splits.labelled), float(spec.setting["label_pct"]))
+    if spec.scale == "paper" and spec.dataset == "voc07" and recipe.method == "labelmatch":
+        # LabelMatch's VOC burn-in: baseline_ssod with times = 1 (12 epochs of VOC07 trainval at 16 images)
+        per_epoch = -(-len(splits.labelled) // 16)
+        from baselines.ssod.configs import Schedule
+
+        return Schedule(steps=12 * per_epoch, batch_size=16, lr=0.02, milestones=(8 * per_epoch, 11 * per_epoch))
+    return recipe.burn_in
+
+
+def _shared_dir(ctx: RunContext, key_data: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return ctx.handle.dir.parent / "_shared" / f"burnin-{key}"
+
+
+def _burn_in(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int, ctx: RunContext):
+    from baselines.ssod.train import burn_in, new_detector
+
+    cls_loss = recipe.burn_in_loss()
+    key = {"version": VERSION, "detector": recipe.detector.to_dict(), "schedule": schedule.__dict__,
+           "view": recipe.burn_in_view.__dict__, "cls_loss": cls_loss, "dataset": spec.dataset,
+           "split": splits.split_info, "seed": seed, "threads": spec.train.get("threads")}
+    out = _shared_dir(ctx, key)
+    detector = new_detector(recipe.detector, seed)
+    ctx.log(f"  burn-in (seed {seed}, {schedule.steps} steps) -> {out}")
+    return burn_in(detector, splits.labelled, cats, schedule, recipe.burn_in_view, out, seed, cls_loss,
+                   device=ctx.device, ckpt_every=spec.train.get("ckpt_every", 0),
+                   num_workers=spec.train.get("num_workers", 0)), out
+
+
+def _evaluate(network, splits: Splits, cats, recipe, seed: int, ctx: RunContext, eval_model: str):
+    from baselines.ssod.evaluate import TEST_PROTOCOL, predict, score
+
+    handle = ctx.handle
+    if handle.shard_done(seed, "detections"):
+        rows = [r for r in handle.read_items(seed) if r.get("kind") == "detection"]
+        results = [{k: r[k] for k in ("image_id", "category_id", "bbox", "score")} for r in rows]
+    else:
+        results = predict(network, splits.test, cats, recipe.augment.test_resize, device=ctx.device)
+        handle.write_shard(seed, "detections", [{"kind": "detection", **r} for r in results])
+    scored = score(splits.ground_truth, results)
+    if not handle.shard_done(seed, "images"):
+        handle.write_shard(seed, "images", [{"kind": "image", **row}
+                                             for row in scored["coco_bbox_map@pycocotools"].extra["per_image"]])
+    digest = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+    protocol = dict(TEST_PROTOCOL, eval_model=eval_model)
+    return scored, protocol, digest
+
+
+def _setting(spec: RunSpec, seed: int) -> dict[str, Any]:
+    setting = dict(spec.setting)
+    if setting.get("fold") == "mean5" and list(spec.seeds) != [1, 2, 3, 4, 5]:
+        setting["fold"] = seed  # a partial set of folds is not the papers' 5-fold mean
+    return setting
+
+
+def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
+    import torch
+
+    threads = spec.train.get("threads")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_seed(spec, seed, ctx)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
+    from baselines.ssod.data import CategoryMap, SemiPairs
+    from baselines.ssod.methods import MeanTeacher
+    from baselines.ssod.pseudo import label_prior
+    from baselines.ssod.train import act_images, semi_stage
+    from bench.profile import count_params
+
+    t0 = time.perf_counter()
+    fold = _fold_of(spec, seed)
+    splits = Splits(spec, fold, ctx.data_root)
+    cats = CategoryMap(splits.categories)
+    recipe = _recipe_config(spec, ctx.data_root)
+    if recipe.detector.num_classes != len(cats):
+        recipe = replace(recipe, detector=replace(recipe.detector, num_classes=len(cats)))
+    schedule = _burn_in_schedule(recipe, spec, splits)
+    work = ctx.work_dir(seed)
+    provenance: dict[str, Any] = {"dataset_fingerprint": splits.labelled.fingerprint(), "split": splits.split_info,
+                                  "test_fingerprint": splits.test.fingerprint(), "config": spec.args["config"],
+                                  "recipe": recipe.to_dict()}
+    train_cost: dict[str, Any] = {"burn_in_steps": schedule.steps}
+    is_ctf = spec.entry == "ctf"
+
+    if recipe.method == "supervised" or spec.args.get("only_burn_in"):
+        network, burn_dir = _burn_in(recipe, schedule, spec, splits, cats, seed, ctx)
+        eval_model = "burn-in detector (supervised only)"
+        provenance["checkpoint_dir"] = str(burn_dir)
+    else:
+        labelled_data = splits.labelled.data
+        nbar, ratio = label_prior(labelled_data["annotations"], len(labelled_data["images"]), cats.cat_ids)
+        if is_ctf:
+            from methods.ctf.ctf import CTF, CTFConfig
+
+            ctf_cfg = CTFConfig.from_dict(spec.args.get("ctf", {}))
+            # Pair k's burn-in uses seed + k: its own initialisation and data order (diverse teachers).
+            detectors = [_burn_in(recipe, schedule, spec, splits, cats, seed + k, ctx)[0] for k in range(ctf_cfg.pairs)]
+            module = CTF(detectors, recipe.ssod, ctf_cfg, nbar, ratio)
+            provenance["ctf"] = ctf_cfg.to_dict()
+        else:
+            detector, _ = _burn_in(recipe, schedule, spec, splits, cats, seed, ctx)
+            module = MeanTeacher(detector, recipe.ssod, nbar, ratio)
+        pairs = SemiPairs(splits.labelled, splits.unlabelled, cats, recipe.augment, cache=spec.scale == "smoke")
+        refresh = None
+        if recipe.ssod.method == "labelmatch":
+            def refresh(step: int) -> dict[str, float]:
+                images = act_images(splits.unlabelled, cats, recipe.ssod.act_images, seed, step,
+                                    recipe.augment.test_resize)
+                return module.refresh_thresholds([img.to(ctx.device) for img in images])
+        ctx.log(f"  {spec.entry}: semi-supervised stage, {recipe.semi.steps} steps")
+        semi_stage(module, pairs, recipe.semi, work / "semi", seed, refresh, recipe.ssod.act_interval,
+                   device=ctx.device, ckpt_every=spec.train.get("ckpt_every", 0),
+                   num_workers=spec.train.get("num_workers", 0))
+        network = module.eval_network()
+        train_cost["semi_steps"] = recipe.semi.steps
+        if is_ctf:
+            best = module.eval_pair()
+            eval_model = f"teacher of pair {best} (DPCO-selected, lowest accumulated labelled loss)"
+            provenance["dpco"] = {"accumulated": [float(v) for v in module.accumulated],
+                                  "selections": [int(v) for v in module.selections], "evaluated_pair": best}
+            train_cost["trained_networks"] = 2 * ctf_cfg.pairs
+        else:
+            eval_model = "teacher (EMA)"
+        provenance["pseudo_thresholds"] = _thresholds(module)
+        provenance["pseudo_boxes_per_image"] = _pseudo_counts(module)
+        provenance["checkpoint_dir"] = str(work / "semi")
+
+    scored, protocol, digest = _evaluate(network, splits, cats, recipe, seed, ctx, eval_model)
+    provenance["eval_model"] = eval_model
+    provenance["detections_sha256"] = digest
+    setting = _setting(spec, seed)
+    n = len(splits.test)
+    metrics = [metric_record(name, result.value, n, setting, protocol) for name, result in scored.items()]
+    cost = {"params_m": count_params(network, trainable_only=False) / 1e6,
+            "gmacs": _gmacs(network, splits, recipe, ctx.device), "wall_s": time.perf_counter() - t0, **train_cost}
+    return SeedResult(metrics=metrics, cost=cost, provenance=provenance)
+
+
+def _gmacs(network, splits: Splits, recipe, device: str) -> float:
+    """MACs of one test-time forward on the first test image (its number of proposals as the network gives)."""
+    from baselines.ssod.augment import resize
+    from baselines.ssod.data import image_tensor
+    from bench.profile import count_macs
+
+    image = image_tensor(splits.test[0]["image"])
+    image = resize(image, image.new_zeros((0, 4)), recipe.augment.test_resize)[0].to(device)
+    return count_macs(lambda: network.detect([image])) / 1e9
+
+
+def _pseudo_counts(module) -> dict[str, Any]:
+    if hasattr(module, "pairs"):
+        return {f"pair{k}": p.pseudo_per_image() for k, p in enumerate(module.pairs)}
+    return module.pseudo_per_image()
+
+
+def _thresholds(module) -> dict[str, Any]:
+    if hasattr(module, "pairs"):
+        return {f"pair{k}": _thresholds(p) for k, p in enumerate(module.pairs)}
+    return {"reliable": [round(float(v), 4) for v in module.thr_pos], "uncertain": [round(float(v), 4) for v in module.thr_unc]}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# profile
+
+def profile(scale: str, device: str = "cpu", repeats: int = 10) -> list[dict[str, Any]]:
+    """Inference cost of the evaluated detector (one image; the same network for every entry: CTF trains K
+    pairs but evaluates one teacher) and the number of networks each entry trains."""
+    import torch
+
+    from baselines.ssod.configs import named_config
+    from bench.profile import count_macs, count_params, latency
+
+    name, size = ("smoke-labelmatch", (64, 64)) if scale == "smoke" else ("labelmatch-160k", (800, 1216))
+    recipe = named_config(name)
+    from baselines.ssod.detector import build_detector
+
+    detector = build_detector(recipe.detector).to(device).eval()
+    image = [torch.rand(3, *size, device=device)]
+    macs = count_macs(lambda: detector.detect(image))
+    timing = latency(lambda: detector.detect(image), warmup=2, repeats=repeats, device=device)
+    rows = []
+    for entry, networks in (("supervised", 1), ("unbiased-teacher", 2), ("labelmatch", 2), ("ctf", 4)):
+        rows.append({"entry": entry, "params_m": count_params(detector, trainable_only=False) / 1e6,
+                     "gmacs": macs / 1e9, "latency_ms": timing["median_ms"], "nfe": 1,
+                     "trained_networks": networks, "image_size": list(size)})
+    return rows
