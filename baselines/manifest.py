@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 BASELINES: dict[str, dict[str, str]] = {
+    "edm": {"target": "baselines.edm.precond:EDMPrecond",
+            "doc": "EDM VP/VE/iDDPM/EDM preconditioning over DDPM++/NCSN++/ADM U-Nets"},
     "ssod-supervised": {"target": "baselines.ssod.methods:SupervisedOnly",
                         "doc": "Faster R-CNN FPN on the labelled split only (SSOD burn-in)"},
     "unbiased-teacher": {"target": "baselines.ssod.methods:MeanTeacher",

@@ -15,6 +15,7 @@ from typing import Any
 from bench import papers
 from bench.cards import Claim
 from bench.store import Store, setting_key
+from bench.table import comparable
 
 ALPHA = 0.05
 
@@ -102,7 +103,7 @@ def _our_records(runs: list[dict[str, Any]], entry: str, claim: Claim, scale: st
             continue
         for m in run["metrics"]:
             stands = proxy.get("metrics", {}).get(m["metric"])
-            if m["metric"] != claim.metric and stands != claim.metric:
+            if m["metric"] != claim.metric and stands != claim.metric and not comparable(m["metric"], claim.metric):
                 continue
             if m["metric"] == claim.metric and not _setting_matches(m.get("setting", {}), claim.setting):
                 continue

@@ -47,6 +47,57 @@ def _series(slug: str, store: Store) -> dict[tuple[str, str], dict[str, dict[str
     return series
 
 
+def _nfe_curves(slug: str, store: Store) -> dict[tuple[str, str, str], dict[str, list[tuple[float, float]]]]:
+    """{(source, dataset, metric): {curve label: [(nfe, value)]}}: quality against sampling steps, one curve per
+    entry and solver, from the card and our runs (any setting carrying 'nfe')."""
+    curves: dict[tuple[str, str, str], dict[str, list[tuple[float, float]]]] = {}
+
+    def add(source, dataset, metric, entry, setting, value):
+        if "nfe" not in setting or DIALECTS[metric]["family"] == "cost":
+            return
+        solver = setting.get("solver") or setting.get("sampler") or ""
+        label = f"{entry} {solver}".strip()
+        curves.setdefault((source, dataset, metric), {}).setdefault(label, []).append((float(setting["nfe"]), value))
+
+    for cell in papers.card(slug).reported:
+        add("paper", cell.dataset, cell.metric, cell.entry, cell.setting, cell.value)
+    for run in store.latest(slug):
+        for m in run["metrics"]:
+            add(f"ours [{run['scale']}]", run["dataset"], m["metric"], run["entry"], m.get("setting", {}), m["value"])
+    return curves
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
+
+
+def plot_nfe_curves(slug: str, store: Store, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for (source, dataset, metric), lines in sorted(_nfe_curves(slug, store).items()):
+        if sum(len(points) for points in lines.values()) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, points in sorted(lines.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("NFE (network evaluations per sample)")
+        ax.set_ylabel(f"{metric} ({DIALECTS[metric]['direction']} is better)")
+        ax.set_title(f"{slug}: {source}, {dataset}", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"{_safe_name(f'{slug}-{source.split()[0]}-{dataset}-{metric}-vs-nfe')}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def plot_paper(slug: str, store: Store, out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -74,11 +125,9 @@ def plot_paper(slug: str, store: Store, out_dir: Path) -> list[Path]:
                 ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)")
                 ax.set_title(f"{slug}: {source}, {group_name}", fontsize=9)
                 ax.legend(fontsize=7)
-                name = f"{slug}-{source.split()[0]}-{group_name}-{metric}-vs-{cost}"
-                safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
-                path = out_dir / f"{safe}.png"
+                path = out_dir / f"{_safe_name(f'{slug}-{source.split()[0]}-{group_name}-{metric}-vs-{cost}')}.png"
                 fig.tight_layout()
                 fig.savefig(path, dpi=110)
                 plt.close(fig)
                 written.append(path)
-    return written
+    return written + plot_nfe_curves(slug, store, out_dir)

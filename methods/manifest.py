@@ -6,8 +6,8 @@ is listed honestly and `bench reproduce` refuses it (exit 2) instead of running 
 from __future__ import annotations
 
 PAPERS: dict[str, dict[str, str | None]] = {
-    "u-dit": {"package": "u_dit", "recipe": None},
-    "qac": {"package": "qac", "recipe": None},
+    "u-dit": {"package": "u_dit", "recipe": "methods.u_dit.recipe"},
+    "qac": {"package": "qac", "recipe": "methods.qac.recipe"},
     "tad-sr": {"package": "tad_sr", "recipe": None},
     "mgsr": {"package": "mgsr", "recipe": None},
     "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
@@ -20,6 +20,8 @@ PAPERS: dict[str, dict[str, str | None]] = {
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
 METHODS: dict[str, dict[str, str]] = {
+    "qac": {"target": "methods.qac.model:QAC", "paper": "qac",
+            "doc": "QAC-style: EDM + FSQ-quantized image-code encoder (design inferred from the abstract)"},
     "ctf": {"target": "methods.ctf.ctf:CTF", "paper": "ctf",
             "doc": "CTF: K teacher-student pairs on LabelMatch with DPCO teacher selection"},
     "u-dit": {"target": "methods.u_dit.model:udit", "paper": "u-dit",

@@ -13,7 +13,8 @@ Methods such as QAC use them to feed an extra condition without touching the res
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,7 +34,8 @@ def initial_weights(shape: Sequence[int], mode: str, fan_in: int, fan_out: int) 
         return math.sqrt(3.0 / fan_in) * (torch.rand(*shape) * 2 - 1)
     if mode == "kaiming_normal":
         return math.sqrt(1.0 / fan_in) * torch.randn(*shape)
-    raise BenchError(f"unknown init mode {mode!r}; use xavier_uniform, xavier_normal, kaiming_uniform or kaiming_normal")
+    raise BenchError(f"unknown init mode {mode!r}; use xavier_uniform, xavier_normal, kaiming_uniform or "
+                     f"kaiming_normal")
 
 
 class Linear(nn.Module):
@@ -41,7 +43,7 @@ class Linear(nn.Module):
                  init_weight: float = 1.0, init_bias: float = 0.0):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        fans = dict(mode=init_mode, fan_in=in_features, fan_out=out_features)
+        fans = {"mode": init_mode, "fan_in": in_features, "fan_out": out_features}
         self.weight = nn.Parameter(initial_weights([out_features, in_features], **fans) * init_weight)
         self.bias = nn.Parameter(initial_weights([out_features], **fans) * init_bias) if bias else None
 
@@ -67,8 +69,10 @@ class Conv2d(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.up, self.down, self.fused_resample = up, down, fused_resample
-        fans = dict(mode=init_mode, fan_in=in_channels * kernel * kernel, fan_out=out_channels * kernel * kernel)
-        self.weight = nn.Parameter(initial_weights([out_channels, in_channels, kernel, kernel], **fans) * init_weight) if kernel else None
+        fans = {"mode": init_mode, "fan_in": in_channels * kernel * kernel,
+                "fan_out": out_channels * kernel * kernel}
+        shape = [out_channels, in_channels, kernel, kernel]
+        self.weight = nn.Parameter(initial_weights(shape, **fans) * init_weight) if kernel else None
         self.bias = nn.Parameter(initial_weights([out_channels], **fans) * init_bias) if kernel and bias else None
         # A None buffer is absent from the state dict, exactly as in the official layout.
         self.register_buffer("resample_filter", _resample_kernel(resample_filter) if (up or down) else None)
@@ -155,7 +159,8 @@ class UNetBlock(nn.Module):
                                resample_filter=resample_filter, **init)
         if self.num_heads:
             self.norm2 = GroupNorm(out_channels, eps=eps)
-            self.qkv = Conv2d(out_channels, out_channels * 3, kernel=1, **(init_attn if init_attn is not None else init))
+            qkv_init = init_attn if init_attn is not None else init
+            self.qkv = Conv2d(out_channels, out_channels * 3, kernel=1, **qkv_init)
             self.proj = Conv2d(out_channels, out_channels, kernel=1, **init_zero)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -225,12 +230,12 @@ class SongUNet(nn.Module):
         self.cond_dim, self.cond_channels = cond_dim, cond_channels
         emb_channels = model_channels * channel_mult_emb
         noise_channels = model_channels * channel_mult_noise
-        init = dict(init_mode="xavier_uniform")
-        init_zero = dict(init_mode="xavier_uniform", init_weight=1e-5)
-        init_attn = dict(init_mode="xavier_uniform", init_weight=math.sqrt(0.2))
-        block = dict(emb_channels=emb_channels, num_heads=1, dropout=dropout, skip_scale=math.sqrt(0.5), eps=1e-6,
-                     resample_filter=resample_filter, resample_proj=True, adaptive_scale=False, init=init,
-                     init_zero=init_zero, init_attn=init_attn)
+        init = {"init_mode": "xavier_uniform"}
+        init_zero = {"init_mode": "xavier_uniform", "init_weight": 1e-5}
+        init_attn = {"init_mode": "xavier_uniform", "init_weight": math.sqrt(0.2)}
+        block = {"emb_channels": emb_channels, "num_heads": 1, "dropout": dropout, "skip_scale": math.sqrt(0.5),
+                 "eps": 1e-6, "resample_filter": resample_filter, "resample_proj": True, "adaptive_scale": False,
+                 "init": init, "init_zero": init_zero, "init_attn": init_attn}
 
         # Mapping network: noise embedding (+ labels, augmentation labels, our optional condition) -> 2 layers.
         if embedding_type == "positional":
@@ -302,7 +307,8 @@ class SongUNet(nn.Module):
             emb = emb + self.map_augment(augment_labels)
         if self.map_cond is not None:
             if cond is None:
-                raise BenchError(f"this network was built with cond_dim={self.cond_dim}: pass cond=[N, {self.cond_dim}]")
+                raise BenchError(f"this network was built with cond_dim={self.cond_dim}: "
+                                 f"pass cond=[N, {self.cond_dim}]")
             emb = emb + self.map_cond(cond.to(emb.dtype))
         return silu(self.map_layer1(silu(self.map_layer0(emb))))
 
@@ -356,9 +362,10 @@ class DhariwalUNet(nn.Module):
         self.label_dropout = label_dropout
         self.cond_dim = cond_dim
         emb_channels = model_channels * channel_mult_emb
-        init = dict(init_mode="kaiming_uniform", init_weight=math.sqrt(1 / 3), init_bias=math.sqrt(1 / 3))
-        init_zero = dict(init_mode="kaiming_uniform", init_weight=0, init_bias=0)
-        block = dict(emb_channels=emb_channels, channels_per_head=64, dropout=dropout, init=init, init_zero=init_zero)
+        init = {"init_mode": "kaiming_uniform", "init_weight": math.sqrt(1 / 3), "init_bias": math.sqrt(1 / 3)}
+        init_zero = {"init_mode": "kaiming_uniform", "init_weight": 0, "init_bias": 0}
+        block = {"emb_channels": emb_channels, "channels_per_head": 64, "dropout": dropout, "init": init,
+                 "init_zero": init_zero}
 
         self.map_noise = PositionalEmbedding(model_channels)
         self.map_augment = Linear(augment_dim, model_channels, bias=False, **init_zero) if augment_dim else None
@@ -403,7 +410,8 @@ class DhariwalUNet(nn.Module):
             emb = emb + self.map_augment(augment_labels)
         if self.map_cond is not None:
             if cond is None:
-                raise BenchError(f"this network was built with cond_dim={self.cond_dim}: pass cond=[N, {self.cond_dim}]")
+                raise BenchError(f"this network was built with cond_dim={self.cond_dim}: "
+                                 f"pass cond=[N, {self.cond_dim}]")
             emb = emb + self.map_cond(cond.to(emb.dtype))
         emb = self.map_layer1(silu(self.map_layer0(emb)))
         if self.map_label is not None:
@@ -429,13 +437,13 @@ MODEL_TYPES: dict[str, type[nn.Module]] = {"SongUNet": SongUNet, "DhariwalUNet":
 # The official `train.py --arch` presets [R NVlabs/edm train.py]. Dataset-specific overrides (channel_mult
 # [1,2,2,2] via --cres at 64x64, dropout, augment_dim 9 with augmentation) come on top.
 ARCHS: dict[str, dict[str, Any]] = {
-    "ddpmpp": dict(model_type="SongUNet", embedding_type="positional", encoder_type="standard",
-                   decoder_type="standard", channel_mult_noise=1, resample_filter=[1, 1], model_channels=128,
-                   channel_mult=[2, 2, 2]),
-    "ncsnpp": dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual",
-                   decoder_type="standard", channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=128,
-                   channel_mult=[2, 2, 2]),
-    "adm": dict(model_type="DhariwalUNet", model_channels=192, channel_mult=[1, 2, 3, 4]),
+    "ddpmpp": {"model_type": "SongUNet", "embedding_type": "positional", "encoder_type": "standard",
+               "decoder_type": "standard", "channel_mult_noise": 1, "resample_filter": [1, 1],
+               "model_channels": 128, "channel_mult": [2, 2, 2]},
+    "ncsnpp": {"model_type": "SongUNet", "embedding_type": "fourier", "encoder_type": "residual",
+               "decoder_type": "standard", "channel_mult_noise": 2, "resample_filter": [1, 3, 3, 1],
+               "model_channels": 128, "channel_mult": [2, 2, 2]},
+    "adm": {"model_type": "DhariwalUNet", "model_channels": 192, "channel_mult": [1, 2, 3, 4]},
 }
 
 

@@ -70,9 +70,9 @@ class Precond(nn.Module):
             class_labels = class_labels.to(torch.float32).reshape(-1, self.label_dim)
         dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
         c_skip, c_out, c_in, c_noise = self.coefficients(sigma)
-        # the noise label must be one per row even when sigma is a shared scalar
-        noise_labels = c_noise.flatten().expand(x.shape[0]) if c_noise.numel() == 1 else c_noise.flatten()
-        F_x = self.model((c_in * x).to(dtype), noise_labels, class_labels=class_labels, **model_kwargs)
+        # A shared scalar sigma gives ONE noise label whose embedding broadcasts over the batch, as in EDM
+        # (expanding it to N rows changes the matmul shapes and hence the last float bits).
+        F_x = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=class_labels, **model_kwargs)
         return c_skip * x + c_out * F_x[:, : self.img_channels].to(torch.float32)
 
 
@@ -108,7 +108,7 @@ class VEPrecond(Precond):
         return 1.0, sigma, 1.0, (0.5 * sigma).log()
 
 
-class iDDPMPrecond(Precond):  # noqa: N801  (the official class name, used by pickles)
+class iDDPMPrecond(Precond):
     """Improved DDPM: a discrete ladder of M+1 noise levels u_j derived from the cosine schedule."""
 
     out_channel_factor = 2

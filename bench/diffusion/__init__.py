@@ -6,6 +6,8 @@
 * `embedders`: timestep and class-label embedders used by DiT and U-DiT (shared so that a method never has
   to import a baseline).
 * `checkpoint`: strict state-dict loading with one-line errors naming the first offending key.
+* `latents`: latent codecs (the SD VAE through diffusers, an exact space-to-depth stand-in) and the
+  pre-extracted, resumable latent cache of a whole dataset (DiT/U-DiT paper scale).
 
 Submodules import torch; this package file does not.
 """

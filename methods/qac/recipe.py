@@ -1,0 +1,491 @@
+"""`bench reproduce qac`: EDM vs QAC (design inferred, see methods/qac/model.py) at few NFE.
+
+Entries (card methods/qac/paper.yaml): ``edm`` (EDM DDPM++, the baseline), ``qac`` (the same network plus the
+quantized condition encoder) and, at paper scale on CIFAR-10, ``edm-cond`` (class-conditional EDM).
+
+smoke  embedded digits (16x16x1), a tiny DDPM++ (the real SongUNet at model_channels 8), both entries trained
+       with bench.train for the same steps and seed, then sampled with common random numbers (the same latents
+       for both) at NFE 4/6/8/12/18/35 with DPM-Solver++(2M) (Euler up to 18), and EDM's Heun at 35 NFE; each setting
+       is scored with ``fd_digits`` (bench's offline digits-classifier Frechet distance: NOT FID), standing for
+       ``fid@edm`` on CIFAR-10.
+small  one GPU: CIFAR-10 (EDM zip), DDPM++ at half width, a short schedule, 10k samples, fid@ref-npz.
+paper  CIFAR-10 32 / FFHQ 64 / AFHQv2 64 EDM zips, EDM's config-F networks and schedules, 50k samples per
+       setting, ``fid@ref-npz`` against EDM's fid-refs .npz, minimum over EDM's 3 seed ranges (recorded in the
+       metric's protocol). The EDM baseline can start from the official pickle (args.init = "pretrained").
+       Not implemented: EDM's non-leaky augmentation pipe (config F trains with p = 0.12-0.25), so a network
+       trained here is EDM config E; the official pickles are config F.
+
+Resume: training checkpoints in work/<seed>/train (bench.train), the code prior in work/<seed>/code_prior.pt,
+one item shard per finished setting (smoke) or one shard store of samples per setting and seed range (paper).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.recipe import RunContext, SeedResult, metric_record
+from bench.registry import BenchError
+from bench.spec import RunSpec
+
+VERSION = 1
+
+SMOKE_NFES = (4, 6, 8, 12, 18, 35)
+# Solver grid per scale: DPM-Solver++(2M) (second-order multistep) and Euler (first order, where trajectory
+# curvature costs most) reach every NFE; Heun reaches odd NFE only and is EDM's own sampler at 35 NFE. To keep
+# the whole smoke reproduction within its 3-minute budget, Euler stops at 18 (35 NFE is covered by DPM-Solver++
+# and Heun) and iPNDM is left to the small/paper grids.
+SMOKE_GRID = {"dpmpp2m": SMOKE_NFES, "euler": SMOKE_NFES[:-1], "heun": (35,)}
+PAPER_NFES = (4, 6, 8, 10)
+
+SMOKE_NETWORK = {"precond": "edm", "arch": "ddpmpp", "img_resolution": 16, "img_channels": 1, "label_dim": 0,
+                 "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1, "attn_resolutions": [8],
+                 "dropout": 0.0}
+# 4 entries x 3 levels (81 codes for 1,497 digits), a 2-conv encoder: 428 extra parameters = 0.89% of the tiny
+# U-Net's 47,985, the abstract's "about 1%".
+SMOKE_QAC = {"code_dim": 4, "levels": 3, "encoder_widths": [4, 8], "norm_groups": 2}
+# 400 steps of 32 digits (about 8.5 epochs of the 1,497 training images): the tiny U-Net already draws clear
+# digits (fd_digits ~4.5 at 35 NFE); lr 2e-3 (EDM: 1e-3 at batch 512, a tiny net tolerates more), ramp-up over
+# 50 steps, EMA half-life 62 steps with EDM's 5% ramp.
+SMOKE_TRAIN = {"batch_size": 32, "total_kimg": 12.8, "lr": 2e-3, "lr_rampup_kimg": 1.6, "ema_halflife_kimg": 2.0,
+               "ema_rampup_ratio": 0.05}
+SMOKE_SAMPLER = {"grid": {k: list(v) for k, v in SMOKE_GRID.items()}, "num_samples": 256, "batch_size": 256,
+                 "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0}
+
+# EDM config F per dataset [R train.py, README]; augment_dim 9 keeps the official layout (and parameter count)
+# even though our runs train without the augmentation pipe.
+PAPER_DATASETS: dict[str, dict[str, Any]] = {
+    "cifar10": {"split": "train-zip", "img_resolution": 32, "channel_mult": [2, 2, 2], "dropout": 0.13,
+                "batch_size": 512, "lr": 1e-3, "reference": "edm/fid-refs/cifar10-32x32.npz", "heun_nfe": 35,
+                "pretrained": "edm/pretrained/edm-cifar10-32x32-uncond-vp.pkl",
+                "pretrained_cond": "edm/pretrained/edm-cifar10-32x32-cond-vp.pkl"},
+    "ffhq-64": {"split": "train", "img_resolution": 64, "channel_mult": [1, 2, 2, 2], "dropout": 0.05,
+                "batch_size": 256, "lr": 2e-4, "reference": "edm/fid-refs/ffhq-64x64.npz", "heun_nfe": 79,
+                "pretrained": "edm/pretrained/edm-ffhq-64x64-uncond-vp.pkl"},
+    "afhqv2-64": {"split": "train", "img_resolution": 64, "channel_mult": [1, 2, 2, 2], "dropout": 0.25,
+                  "batch_size": 256, "lr": 2e-4, "reference": "edm/fid-refs/afhqv2-64x64.npz", "heun_nfe": 79,
+                  "pretrained": "edm/pretrained/edm-afhqv2-64x64-uncond-vp.pkl"},
+}
+PAPER_QAC = {"code_dim": 8, "levels": 3, "encoder_widths": [32, 64, 128], "norm_groups": 8}
+
+
+# ------------------------------------------------------------------------------------------------- plan
+def _spec(card: Any, scale: str, entry: str, impl: str, dataset: str, split: str, args: dict[str, Any],
+          metrics: list[str], train: dict[str, Any], sampler: dict[str, Any], setting: dict[str, Any],
+          stands_for: dict[str, Any] | None = None, seeds: list[int] | None = None) -> RunSpec:
+    return RunSpec(paper=card.slug, entry=entry, impl=impl, args=args, dataset=dataset, split=split,
+                   stands_for=stands_for or {}, metrics=metrics, scale=scale, seeds=seeds or [0], train=train,
+                   sampler=sampler, setting=setting, recipe_version=VERSION)
+
+
+def paper_network(dataset: str, label_dim: int = 0) -> dict[str, Any]:
+    """EDM config F's DDPM++ for a paper dataset (augment_dim 9: the official layout and parameter count)."""
+    info = PAPER_DATASETS[dataset]
+    return {"precond": "edm", "arch": "ddpmpp", "img_resolution": info["img_resolution"], "img_channels": 3,
+            "label_dim": label_dim, "channel_mult": info["channel_mult"], "dropout": info["dropout"],
+            "augment_dim": 9}
+
+
+def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
+    if scale == "smoke":
+        common = {"metrics": ["fd_digits"], "train": dict(SMOKE_TRAIN), "sampler": dict(SMOKE_SAMPLER),
+                  "setting": {"resolution": 16, "reference": "digits train (1,497)"},
+                  "stands_for": {"dataset": "cifar10", "metrics": {"fd_digits": "fid@edm"}}}
+        return [_spec(card, scale, "edm", "edm", "digits", "train", {"network": dict(SMOKE_NETWORK)}, **common),
+                _spec(card, scale, "qac", "qac", "digits", "train",
+                      {"network": dict(SMOKE_NETWORK), "qac": dict(SMOKE_QAC)}, **common)]
+    if scale == "small":
+        # One GPU, about 20 minutes: DDPM++ at half width and 2 blocks, 1 Mimg, 10k samples, one seed range.
+        info = PAPER_DATASETS["cifar10"]
+        network = dict(paper_network("cifar10"), model_channels=64, num_blocks=2, dropout=0.1)
+        train = {"batch_size": 128, "total_kimg": 1000, "lr": 1e-3, "lr_rampup_kimg": 100,
+                 "ema_halflife_kimg": 50, "ema_rampup_ratio": 0.05, "ckpt_every": 1000, "num_workers": 8}
+        sampler = {"grid": {"dpmpp2m": list(PAPER_NFES), "euler": list(PAPER_NFES), "heun": [35]},
+                   "num_samples": 10_000, "batch_size": 500, "seed_ranges": 1, "sigma_min": 0.002,
+                   "sigma_max": 80.0, "rho": 7.0}
+        # 10k samples and a short schedule: a proxy for the paper's fid@edm on CIFAR-10
+        common = {"metrics": ["fid@ref-npz"], "train": train, "sampler": sampler,
+                  "setting": {"resolution": 32, "reference": info["reference"]},
+                  "stands_for": {"dataset": "cifar10", "metrics": {"fid@ref-npz": "fid@edm"}}}
+        return [_spec(card, scale, "edm", "edm", "cifar10", info["split"],
+                      {"network": network, "init": "scratch"}, **common),
+                _spec(card, scale, "qac", "qac", "cifar10", info["split"],
+                      {"network": network, "qac": dict(PAPER_QAC), "init": "scratch"}, **common)]
+    if scale != "paper":
+        raise BenchError(f"unknown scale {scale!r}; use smoke, small or paper")
+    specs = []
+    for dataset, info in PAPER_DATASETS.items():
+        network = paper_network(dataset)
+        train = {"batch_size": info["batch_size"], "total_kimg": 200_000, "lr": info["lr"],
+                 "lr_rampup_kimg": 10_000, "ema_halflife_kimg": 500, "ema_rampup_ratio": 0.05, "ckpt_every": 5_000,
+                 "num_workers": 8}  # PNG decoding in DataLoader workers
+        grid = {"dpmpp2m": list(PAPER_NFES), "ipndm": list(PAPER_NFES), "euler": list(PAPER_NFES),
+                "heun": [info["heun_nfe"]]}
+        sampler = {"grid": grid, "num_samples": 50_000, "batch_size": 500, "seed_ranges": 3, "sigma_min": 0.002,
+                   "sigma_max": 80.0, "rho": 7.0}
+        # fid@ref-npz is EDM's fid.py statistic computed with torch-fidelity's port of the same Inception against
+        # the same reference .npz: the card's fid@edm cells are its comparable dialect (claims look for fid@edm).
+        common = {"metrics": ["fid@ref-npz"], "train": train, "sampler": sampler,
+                  "setting": {"resolution": info["img_resolution"], "reference": info["reference"]},
+                  "stands_for": {"metrics": {"fid@ref-npz": "fid@edm"}}}
+        split = info["split"]
+        specs.append(_spec(card, "paper", "edm", "edm", dataset, split,
+                           {"network": network, "init": "pretrained", "checkpoint": info["pretrained"]}, **common))
+        specs.append(_spec(card, "paper", "qac", "qac", dataset, split,
+                           {"network": network, "qac": dict(PAPER_QAC), "init": "scratch"}, **common))
+        if "pretrained_cond" in info:
+            specs.append(_spec(card, "paper", "edm-cond", "edm", dataset, split,
+                               {"network": paper_network(dataset, label_dim=10), "init": "pretrained",
+                                "checkpoint": info["pretrained_cond"]}, **common))
+    return specs
+
+
+# ------------------------------------------------------------------------------------------------- models
+def build_denoiser(network: dict[str, Any], **extra: Any) -> Any:
+    """The EDM network a spec's ``args.network`` describes (precond + arch preset + overrides)."""
+    from baselines.edm.networks import arch_kwargs
+    from baselines.edm.precond import build_precond
+
+    cfg = dict(network)
+    precond, arch = cfg.pop("precond"), cfg.pop("arch")
+    resolution, channels, label_dim = cfg.pop("img_resolution"), cfg.pop("img_channels"), cfg.pop("label_dim", 0)
+    return build_precond(precond, resolution, channels, label_dim, **arch_kwargs(arch, **cfg, **extra))
+
+
+def build_model(args: dict[str, Any]) -> Any:
+    """EDM (no ``qac`` key) or QAC around the same network."""
+    if "qac" not in args:
+        return build_denoiser(args["network"])
+    from methods.qac.model import QACConfig, build_qac
+
+    return build_qac(functools.partial(build_denoiser, args["network"]), QACConfig.from_dict(args["qac"]))
+
+
+# ------------------------------------------------------------------------------------------------- data
+def _to_model_range(images_uint8: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(images_uint8).to(torch.float32) / 127.5 - 1
+
+
+class _ZipImages:
+    """An EDM zip as a map-style training set: (image float CHW in [-1, 1], one-hot label or empty)."""
+
+    def __init__(self, dataset: Any, label_dim: int):
+        self.dataset, self.label_dim = dataset, label_dim
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        import torch
+
+        item = self.dataset[index]
+        image = _to_model_range(item["image"].transpose(2, 0, 1).copy())
+        label = torch.zeros(self.label_dim)
+        if self.label_dim and item.get("label") is not None:
+            label[item["label"]] = 1.0
+        return image, label
+
+
+def training_data(spec: RunSpec, data_root: Path | None) -> tuple[Any, str]:
+    """(training data for bench.train, dataset fingerprint)."""
+    import torch
+
+    from bench.data.formats import open_dataset
+
+    label_dim = spec.args["network"].get("label_dim", 0)
+    if spec.scale == "smoke":
+        from bench.data.smoke import digits
+
+        images, labels = digits(spec.split)
+        x = _to_model_range(images)
+        y = torch.nn.functional.one_hot(torch.from_numpy(labels), 10).float() if label_dim else torch.zeros(len(x), 0)
+        return (x, y), open_dataset("digits", spec.split).fingerprint()
+    dataset = open_dataset(spec.dataset, spec.split, data_root)
+    return _ZipImages(dataset, label_dim), dataset.fingerprint()
+
+
+# ------------------------------------------------------------------------------------------------- training
+def _train(model: Any, spec: RunSpec, seed: int, data: Any, work: Path, ctx: RunContext) -> tuple[Any, dict[str, Any]]:
+    from baselines.edm.loss import EDMLoss, edm_reduce
+    from baselines.edm.pipeline import edm_train_config
+    from bench.train import train
+
+    options = dict(spec.train)
+    cfg = edm_train_config(seed=seed, progress=None if ctx.show_progress else False, device=ctx.device, **options)
+    loss = EDMLoss()
+    is_qac = "qac" in spec.args
+
+    def loss_fn(net: Any, batch: Any) -> Any:
+        images, labels = batch
+        labels = labels if labels.shape[1] else None
+        # QAC: the code comes from the clean batch inside the wrapped forward (so DDP sees one forward call)
+        condition = (lambda y: {"clean": y}) if is_qac else None
+        return edm_reduce(loss(net, images, labels, condition_fn=condition))
+
+    t0 = time.perf_counter()
+    result = train(model, loss_fn, data, cfg, work / "train", resume=True)
+    info = {"train_steps": result.step, "train_wall_s": round(time.perf_counter() - t0, 2),
+            "train_batch": cfg.batch_size, "train_config": cfg.to_dict()}
+    if result.last_checkpoint is not None:
+        info["checkpoint_sha256"] = _sha256(Path(result.last_checkpoint))
+    return result.ema_model.eval(), info
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pretrained(spec: RunSpec, data_root: Path | None) -> tuple[Any, dict[str, Any]]:
+    from baselines.edm.pickles import load_network
+
+    if data_root is None:
+        raise BenchError(f"{spec.entry}: init 'pretrained' needs --data-root holding {spec.args['checkpoint']}")
+    path = Path(data_root) / spec.args["checkpoint"]
+    if not path.is_file():
+        raise BenchError(f"{spec.entry}: official EDM pickle {path} is missing; download it from "
+                         f"https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/{path.name}")
+    net = load_network(path)
+    return net, {"checkpoint": str(path), "checkpoint_sha256": _sha256(path), "init": "official EDM pickle"}
+
+
+def _fit_prior(model: Any, data: Any, work: Path, batch_size: int = 500) -> dict[str, Any]:
+    """Fit (or reload) QAC's code prior from the EMA encoder over the whole training set."""
+    import torch
+
+    from bench.atomic import write_bytes
+    from methods.qac.model import CodePrior
+
+    path = work / "code_prior.pt"
+    if path.is_file():
+        model.prior = CodePrior.from_state(torch.load(path, weights_only=True))
+        return dict(model.prior.info)
+    if isinstance(data, tuple):
+        batches = (data[0][i:i + batch_size] for i in range(0, len(data[0]), batch_size))
+    else:  # a zip dataset: decode batch by batch instead of holding every image as float32
+        batches = (torch.stack([data[j][0] for j in range(i, min(len(data), i + batch_size))])
+                   for i in range(0, len(data), batch_size))
+    prior = model.fit_prior(batches)
+    buffer = io.BytesIO()
+    torch.save(prior.state_dict(), buffer)
+    write_bytes(path, buffer.getvalue())
+    return dict(prior.info)
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+def settings(sampler: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{"nfe": n, "solver": s}, ...] in the spec's grid order."""
+    return [{"nfe": int(n), "solver": solver} for solver, nfes in sampler["grid"].items() for n in nfes]
+
+
+def _sampler_kwargs(sampler: dict[str, Any]) -> dict[str, Any]:
+    return {k: sampler[k] for k in ("sigma_min", "sigma_max", "rho") if k in sampler}
+
+
+def _condition(model: Any) -> Any:
+    if not hasattr(model, "sample_codes"):
+        return None
+    return lambda rng: {"code": model.sample_codes(rng)}
+
+
+def _smoke_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list[dict[str, Any]]:
+    import numpy as np
+    import torch
+
+    from baselines.edm.pipeline import generate_batch
+    from bench.data.smoke import digits
+    from bench.distributed import derive_seed
+    from bench.metrics.api import compute
+
+    real, _ = digits(spec.split)
+    n = int(spec.sampler["num_samples"])
+    base_seed = derive_seed(seed, "qac-samples")  # the same latents for every entry: common random numbers
+    label_dim = spec.args["network"].get("label_dim", 0)
+    records = []
+    for setting in settings(spec.sampler):
+        shard = f"{setting['solver']}-nfe{setting['nfe']:03d}"
+        if not ctx.handle.shard_done(seed, shard):
+            t0 = time.perf_counter()
+            pieces = []
+            for lo in range(0, n, int(spec.sampler["batch_size"])):
+                idx = torch.arange(lo, min(n, lo + int(spec.sampler["batch_size"])))
+                out = generate_batch(model, idx, base_seed, solver=setting["solver"], nfe=setting["nfe"],
+                                     label_dim=label_dim, condition=_condition(model),
+                                     sampler_kwargs=_sampler_kwargs(spec.sampler))
+                pieces.append(out["images"])
+            fake = torch.cat(pieces).numpy()
+            sample_s = time.perf_counter() - t0
+            result = compute("fd_digits", fake=fake, real=real)
+            row = {"index": len(records), **setting, "fd_digits": result.value, "n": int(result.n),
+                   "samples_sha256": hashlib.sha256(np.ascontiguousarray(fake).tobytes()).hexdigest(),
+                   "sample_wall_s": round(sample_s, 3),
+                   "protocol": {k: result.protocol.get(k) for k in ("classifier_sha256", "classifier_recipe_version",
+                                                                     "feature_extractor", "n1", "n2")}}
+            ctx.handle.write_shard(seed, shard, [row])
+        (row,) = [r for r in ctx.handle.read_items(seed)
+                  if r["solver"] == setting["solver"] and r["nfe"] == setting["nfe"]]
+        protocol = dict(row["protocol"], samples=n, reference=f"digits {spec.split}", base_seed=base_seed,
+                        sampler=setting["solver"], schedule="EDM rho=7", samples_sha256=row["samples_sha256"])
+        records.append(metric_record("fd_digits", row["fd_digits"], row["n"], setting, protocol))
+    return records
+
+
+def _paper_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list[dict[str, Any]]:
+    """fid@ref-npz per setting: `seed_ranges` draws of num_samples each, the minimum reported (EDM)."""
+    import torch
+
+    from baselines.edm.pipeline import generate_batch, seed_ranges
+    from bench import distributed as dist_utils
+    from bench.distributed import derive_seed
+    from bench.metrics.api import compute
+    from bench.train import ShardStore, generate_shards
+
+    if ctx.data_root is None:
+        raise BenchError("fid@ref-npz needs --data-root holding the EDM reference statistics")
+    reference = Path(ctx.data_root) / spec.setting["reference"]
+    if not reference.is_file():
+        raise BenchError(f"reference statistics {reference} are missing; download "
+                         f"https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/{reference.name}")
+    n = int(spec.sampler["num_samples"])
+    ranges = seed_ranges(int(spec.sampler.get("seed_ranges", 3)), n)
+    base_seed = derive_seed(seed, "qac-samples")
+    label_dim = spec.args["network"].get("label_dim", 0)
+    device = next(model.parameters()).device
+    records = []
+    for setting in settings(spec.sampler):
+        shard = f"{setting['solver']}-nfe{setting['nfe']:03d}"
+        if not ctx.handle.shard_done(seed, shard):
+            values = []
+            for k, (start, _) in enumerate(ranges):
+                store = ShardStore(ctx.work_dir(seed) / "samples" / shard / f"range{k}", total=n, shard_size=1000,
+                                   meta={"spec": spec.run_id(), "setting": setting, "first_index": start})
+
+                def sample_fn(indices: Any, rng: Any, start: int = start, setting: dict = setting) -> Any:
+                    out = generate_batch(model, indices + start, base_seed, solver=setting["solver"],
+                                         nfe=setting["nfe"], device=device, label_dim=label_dim,
+                                         condition=_condition(model), sampler_kwargs=_sampler_kwargs(spec.sampler))
+                    return {"samples": out["images"]}
+
+                generate_shards(store, sample_fn, base_seed=base_seed, batch_size=int(spec.sampler["batch_size"]),
+                                device=device)
+                if dist_utils.is_main_process():
+                    samples = torch.from_numpy(store.load(["samples"])["samples"])
+                    values.append(compute("fid@ref-npz", samples=samples, reference=str(reference)).value)
+            if dist_utils.is_main_process():
+                ctx.handle.write_shard(seed, shard, [{"index": 0, **setting, "per_range": values,
+                                                      "ranges": [list(r) for r in ranges]}])
+            dist_utils.barrier()
+        (row,) = [r for r in ctx.handle.read_items(seed)
+                  if r["solver"] == setting["solver"] and r["nfe"] == setting["nfe"]]
+        protocol = {"seed_ranges": row["ranges"], "per_range": row["per_range"],
+                    "reduction": "min over seed ranges (EDM's protocol: 3 draws of 50k)", "reference": str(reference),
+                    "samples_per_range": n, "base_seed": base_seed, "sampler": setting["solver"]}
+        records.append(metric_record("fid@ref-npz", min(row["per_range"]), n, setting, protocol))
+    return records
+
+
+# ------------------------------------------------------------------------------------------------- run_seed
+def cost_of(model: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Parameters (training and sampling), the extra share of QAC, MACs of one denoiser call at batch 1."""
+    import torch
+
+    from bench.profile import count_macs, count_params
+
+    network = args["network"]
+    x = torch.zeros(1, network["img_channels"], network["img_resolution"], network["img_resolution"])
+    sigma = torch.ones(1)
+    labels = torch.zeros(1, network["label_dim"]) if network.get("label_dim") else None
+    cost: dict[str, Any] = {"params_m": count_params(model, trainable_only=False) / 1e6}
+    if hasattr(model, "encoder"):
+        from methods.qac.model import extra_parameter_share
+
+        share = extra_parameter_share(model, build_denoiser(network))
+        code = torch.zeros(1, model.config.code_dim)
+        cost.update(extra_params=share["extra_params"], extra_params_share=share["extra_share"],
+                    params_sampling_m=(share["params"] - share["encoder_params"]) / 1e6,
+                    gmacs=count_macs(model, x, sigma, labels, code=code) / 1e9,
+                    encoder_gmacs=count_macs(model.encoder, x) / 1e9)
+    else:
+        cost.update(params_sampling_m=cost["params_m"], gmacs=count_macs(model, x, sigma, labels) / 1e9)
+    return cost
+
+
+def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
+    import torch
+
+    t0 = time.perf_counter()
+    work = ctx.work_dir(seed)
+    torch.manual_seed(seed)  # initial weights: a pure function of the seed
+    model = build_model(spec.args)
+    data, fingerprint = training_data(spec, ctx.data_root)
+    provenance: dict[str, Any] = {"dataset_fingerprint": fingerprint, "design": "QAC-style (design inferred from "
+                                  "the abstract)" if "qac" in spec.args else "EDM"}
+    if spec.args.get("init") == "pretrained":
+        model, info = _pretrained(spec, ctx.data_root)
+    else:
+        model, info = _train(model, spec, seed, data, work, ctx)
+    provenance.update({k: v for k, v in info.items() if k != "train_config"})
+    device = torch.device(ctx.device if ctx.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    if hasattr(model, "fit_prior"):
+        provenance["code_prior"] = _fit_prior(model, data, work)
+    t_eval = time.perf_counter()
+    with torch.no_grad():
+        score = _smoke_scores if spec.scale == "smoke" else _paper_scores
+        records = score(spec, seed, model, ctx)
+    cost = cost_of(model.cpu(), spec.args)
+    cost.update(nfe_grid=[s["nfe"] for s in settings(spec.sampler)], eval_wall_s=round(time.perf_counter() - t_eval, 2),
+                train_wall_s=info.get("train_wall_s", 0.0), seed_wall_s=round(time.perf_counter() - t0, 2))
+    return SeedResult(metrics=records, cost=cost, provenance=provenance)
+
+
+# ------------------------------------------------------------------------------------------------- profile
+def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> list[dict[str, Any]]:
+    """Per entry: parameters, extra share, MACs per denoiser call, NFE and the latency of one 6-NFE sample."""
+    import torch
+
+    from baselines.edm.pipeline import generate_batch
+    from bench.profile import latency
+
+    if scale == "smoke":
+        configs = [("edm", {"network": dict(SMOKE_NETWORK)}),
+                   ("qac", {"network": dict(SMOKE_NETWORK), "qac": dict(SMOKE_QAC)})]
+    elif scale in ("paper", "small"):  # CIFAR-10 config F (small trains a narrower copy of it)
+        network = paper_network("cifar10")
+        configs = [("edm", {"network": network}), ("qac", {"network": network, "qac": dict(PAPER_QAC)})]
+    else:
+        raise BenchError(f"unknown scale {scale!r}; use smoke, small or paper")
+    rows = []
+    for entry, args in configs:
+        torch.manual_seed(0)
+        model = build_model(args).eval()
+        cost = cost_of(model, args)
+        model = model.to(device)
+        if hasattr(model, "prior"):
+            from methods.qac.model import CodePrior
+
+            model.prior = CodePrior(model.config.levels, model.config.code_dim, "uniform")
+        idx = torch.arange(1)
+
+        def one_sample(model: Any = model, idx: Any = idx) -> Any:
+            with torch.no_grad():
+                out = generate_batch(model, idx, 0, solver="dpmpp2m", nfe=6, device=device,
+                                     condition=_condition(model))
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            return out
+
+        timing = latency(one_sample, warmup=2, repeats=repeats, device=device)
+        rows.append({"entry": entry, "params_m": cost["params_m"], "params_sampling_m": cost["params_sampling_m"],
+                     "extra_share": cost.get("extra_params_share", 0.0), "gmacs": cost["gmacs"], "nfe": 6,
+                     "sample_gmacs": 6 * cost["gmacs"], "latency_ms": timing["median_ms"], "device": device,
+                     "solver": "dpmpp2m"})
+    return rows
