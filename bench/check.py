@@ -20,7 +20,7 @@ from typing import Any
 from bench import atomic
 from bench.metrics.manifest import DIALECTS
 from bench.papers import REPO_ROOT
-from bench.store import Store, setting_key
+from bench.store import Store, run_key, setting_key
 
 REFERENCE_DIR = REPO_ROOT / "results" / "reference"
 EXACT_RTOL = 1e-6
@@ -95,16 +95,16 @@ def check(store: Store | None = None, reference_dir: Path = REFERENCE_DIR, paper
     for ref in load_references(reference_dir):
         if papers and ref["paper"] not in papers:
             continue
-        runs = {(r["entry"], r["dataset"]): r for r in store.latest(ref["paper"], problems)
-                if r["scale"] == ref["scale"]}
+        runs = {run_key(r): r for r in store.latest(ref["paper"], problems) if r["scale"] == ref["scale"]}
         for run_ref in ref["runs"]:
-            cur = runs.get((run_ref["entry"], run_ref["dataset"]))
+            cur = runs.get((ref["paper"], run_ref["entry"], run_ref["dataset"], run_ref.get("setting", "")))
             for key, mref in run_ref["metrics"].items():
                 metric, _, skey = key.partition("|")
                 if DIALECTS.get(metric, {}).get("family") == "cost":
                     continue
+                run_setting = run_ref.get("setting", "")
                 base = dict(paper=ref["paper"], entry=run_ref["entry"], dataset=run_ref["dataset"], metric=metric,
-                            setting=skey, reference=mref["value"])
+                            setting=",".join(p for p in (run_setting, skey) if p), reference=mref["value"])
                 if cur is None:
                     findings.append(_finding(base, "missing", None,
                                             f"no {ref['scale']} run: bench reproduce {ref['paper']}"))
@@ -145,10 +145,10 @@ def update(store: Store | None = None, reference_dir: Path = REFERENCE_DIR, pape
             "environment_key": env_keys.pop() if len(env_keys) == 1 else None,
             "hardware": runs[0].get("provenance", {}).get("hardware"),
             "libraries": runs[0].get("provenance", {}).get("libraries"),
-            "runs": [{"entry": r["entry"], "dataset": r["dataset"], "run_id": r["run_id"],
+            "runs": [{"entry": r["entry"], "dataset": r["dataset"], "setting": run_key(r)[3], "run_id": r["run_id"],
                       "metrics": {k: {"value": m["value"], "per_seed": m.get("per_seed", {})}
                                   for k, m in sorted(_metrics_by_key(r).items())}}
-                     for r in sorted(runs, key=lambda r: (r["entry"], r["dataset"]))],
+                     for r in sorted(runs, key=run_key)],
         }
         path = reference_dir / f"{paper}.json"
         atomic.write_json(path, ref)

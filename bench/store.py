@@ -54,6 +54,11 @@ def aggregate(values: list[float]) -> dict[str, Any]:
     return {"value": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
+def run_key(result: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What identifies a run across code versions: paper, entry, dataset and the spec-level setting."""
+    return (result["paper"], result["entry"], result["dataset"], setting_key(result.get("setting") or {}))
+
+
 @dataclass
 class RunHandle:
     """A run's directory and the writes a recipe may make into it."""
@@ -171,6 +176,7 @@ class Store:
             "split": spec.split,
             "scale": spec.scale,
             "stands_for": spec.stands_for,
+            "setting": spec.setting,
             "status": status,
             "error": error,
             "seeds": sorted(seeds),
@@ -204,12 +210,12 @@ class Store:
 
     def latest(self, paper: str | None = None, problems: list[str] | None = None,
                statuses: tuple[str, ...] = ("complete",)) -> list[dict[str, Any]]:
-        """The newest record per (paper, entry, dataset, scale)."""
-        newest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        """The newest record per (paper, entry, dataset, scale, run setting such as the SR scale)."""
+        newest: dict[tuple[str, ...], dict[str, Any]] = {}
         for _, data in self.iter_results(paper, problems):
             if data.get("status") not in statuses:
                 continue
-            key = (data["paper"], data["entry"], data["dataset"], data["scale"])
+            key = run_key(data) + (data["scale"],)
             if key not in newest or data["finished_at"] >= newest[key]["finished_at"]:
                 newest[key] = data
         return list(newest.values())

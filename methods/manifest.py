@@ -13,7 +13,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
     "gim": {"package": "gim", "recipe": None},
     "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
-    "lipt": {"package": "lipt", "recipe": None},
+    "lipt": {"package": "lipt", "recipe": "methods.lipt.recipe"},
     "mipkd": {"package": "mipkd", "recipe": None},
     "sam-prior": {"package": "sam_prior", "recipe": None},
 }

@@ -107,3 +107,18 @@ def test_corrupt_result_is_reported_and_skipped(toy_paper, store_root):
     problems: list[str] = []
     assert len(store.latest("toy", problems)) == 1
     assert len(problems) == 1 and "deadbeef" in problems[0]
+
+
+def test_runs_differing_only_in_setting_are_both_latest(store_root):
+    """x2 and x4 runs of one SR entry are two runs, not one replacing the other."""
+    from bench.spec import RunSpec
+
+    store = Store(store_root)
+    for scale in (2, 4):
+        spec = RunSpec(paper="toy", entry="toy-method", impl="toy", dataset="digits", metrics=["psnr_rgb"],
+                       setting={"sr_scale": scale})
+        handle = store.open(spec)
+        store.finish(handle, {0: {"metrics": [{"metric": "psnr_rgb", "value": 30.0 + scale, "n": 1}]}}, {},
+                     "complete", "2026-01-01T00:00:00+00:00")
+    latest = store.latest("toy")
+    assert sorted(r["setting"]["sr_scale"] for r in latest) == [2, 4]
