@@ -111,32 +111,73 @@ def _load_photo(source: str, name: str) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _photos_cached(split: str, size: int | None) -> tuple[tuple[str, np.ndarray], ...]:
-    from bench.data.imresize import imresize
-
     out = []
     for source, name in PHOTO_SOURCES[split]:
         image = _load_photo(source, name)
         if size is not None:
-            # Centre square crop, then MATLAB-bicubic (antialiased) resize: the same filter as the SR LR path.
-            h, w = image.shape[:2]
-            side = min(h, w)
-            top, left = (h - side) // 2, (w - side) // 2
-            image = imresize(image[top: top + side, left: left + side], output_shape=(size, size))
+            image = _square_resize(image, size)
         image.setflags(write=False)
         out.append((name.split(".")[0], image))
     return tuple(out)
+
+
+def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop, then MATLAB-bicubic (antialiased) resize: the same filter as the SR LR path."""
+    from bench.data.imresize import imresize
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return imresize(image[top: top + side, left: left + side], output_shape=(size, size))
+
+
+PHOTOS_DIR_ENV = "BENCH_PHOTOS_DIR"
+_PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def _extra_photos(size: int | None, load: bool = True) -> list[tuple[str, np.ndarray | None]]:
+    """(name, image) of the images in the folder named by $BENCH_PHOTOS_DIR, sorted by file name, read
+    with PIL as RGB; [] when the variable is unset or empty. Read on every call (not cached), so changing
+    the variable or the folder takes effect at once. They extend the `train` split only: the test list
+    stays the fixed, documented one so that reported smoke figures remain comparable."""
+    import os
+    from pathlib import Path
+
+    from bench.registry import BenchError
+
+    folder = os.environ.get(PHOTOS_DIR_ENV, "")
+    if not folder:
+        return []
+    root = Path(folder)
+    if not root.is_dir():
+        raise BenchError(f"{PHOTOS_DIR_ENV}={folder!r} is not a folder")
+    files = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in _PHOTO_SUFFIXES)
+    out: list[tuple[str, np.ndarray | None]] = []
+    for f in files:
+        image = None
+        if load:
+            from PIL import Image
+
+            with Image.open(f) as im:
+                image = np.array(im.convert("RGB"), dtype=np.uint8)
+            if size is not None:
+                image = _square_resize(image, size)
+        out.append((f.stem, image))
+    return out
 
 
 def photos(split: str = "train", size: int | None = None) -> list[np.ndarray]:
     """The split's photos as HWC uint8 RGB arrays (copies). `size` gives size x size images: centre square
     crop then MATLAB-bicubic resize; None keeps each photo's own size."""
     _check_split(split)
-    return [img.copy() for _, img in _photos_cached(split, size)]
+    extra = [img for _, img in _extra_photos(size)] if split == "train" else []
+    return [img.copy() for _, img in _photos_cached(split, size)] + extra
 
 
 def photo_names(split: str = "train") -> list[str]:
     _check_split(split)
-    return [name.split(".")[0] for _, name in PHOTO_SOURCES[split]]
+    extra = [name for name, _ in _extra_photos(None, load=False)] if split == "train" else []
+    return [name.split(".")[0] for _, name in PHOTO_SOURCES[split]] + extra
 
 
 def photo_pairs(split: str = "test", scale: int = 2, size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -195,7 +236,7 @@ def _rle(mask: np.ndarray) -> dict:
 @lru_cache(maxsize=None)
 def _shapes_cached(split: str, size: int, seed: int) -> tuple[np.ndarray, dict]:
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    backgrounds = photos("train" if split == "train" else "test", _BACKGROUND_SIDE)
+    backgrounds = [img for _, img in _photos_cached("train" if split == "train" else "test", _BACKGROUND_SIDE)]
     n = _SHAPES_COUNTS[split]
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     coco = {"info": {"description": f"bench shapes-coco smoke set ({split}); synthetic, NOT COCO"},
@@ -292,7 +333,7 @@ def _forensics_cached(split: str, size: int, seed: int) -> tuple[dict, ...]:
     from scipy.ndimage import gaussian_filter
 
     rng = np.random.default_rng([seed, 2 if split == "train" else 3])
-    sources = photos(split, _BACKGROUND_SIDE)
+    sources = [img for _, img in _photos_cached(split, _BACKGROUND_SIDE)]
 
     def crop() -> tuple[int, np.ndarray]:
         k = int(rng.integers(len(sources)))
@@ -414,3 +455,178 @@ def write_jsonl(records: list[dict], path) -> None:
     from pathlib import Path
 
     Path(path).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# degradations (restoration smoke pairs over `photos`)
+#
+# Every degradation maps a uint8 HWC image to a uint8 HWC image and is a pure function of
+# (image, kind, level, seed): all randomness comes from numpy.random.default_rng(seed). Each works in float64
+# on the 0..255 scale, then rounds and clips to uint8 once at the end.
+
+# Level ranges per kind (lo, hi): lo < level <= hi, except jpeg: an integer quality with lo <= q <= hi.
+DEGRADATION_LEVELS: dict[str, tuple[float, float]] = {
+    "noise": (0.0, 75.0),   # Gaussian sigma on the 0..255 scale; papers report 15 / 25 / 50 (75 for FFDNet)
+    "blur": (0.0, 10.0),    # Gaussian blur sigma in pixels
+    "jpeg": (10, 40),       # PIL JPEG quality; the JPEG-artifact papers report 10 / 20 / 30 / 40
+    "rain": (0.0, 0.1),     # fraction of pixels that start a streak
+    "haze": (0.0, 3.0),     # scattering coefficient beta (depth runs 0..1)
+    "snow": (0.0, 0.05),    # fraction of pixels that seed a flake
+}
+NOISE_LEVELS = (15, 25, 50)
+JPEG_QUALITIES = (10, 20, 30, 40)
+
+# Synthetic-weather constants: the papers' rain/haze/snow sets were made with other generators (Rain100,
+# RESIDE, Snow100K) whose exact parameters are not all published, so these are documented choices.
+RAIN_ANGLE_DEG = 75.0        # streak direction, degrees from the horizontal (a steady slant, as in Rain100)
+RAIN_LENGTH_FRACTION = 0.08  # streak length as a fraction of the image's shorter side (at least 3 px)
+RAIN_BRIGHTNESS = (40.0, 90.0)  # additive intensity of one streak, uniform in this range (0..255 scale)
+HAZE_AIRLIGHT = 0.9          # global atmospheric light A on the 0..1 scale (RESIDE draws A in 0.7..1.0)
+SNOW_FLAKE_RADII = (1, 2, 3)  # flake radii in px; bigger flakes are rarer (density weights below)
+SNOW_RADIUS_WEIGHTS = (0.6, 0.3, 0.1)
+
+
+def _check_degradation(kind: str, level: float) -> None:
+    from bench.registry import BenchError
+
+    if kind not in DEGRADATION_LEVELS:
+        raise BenchError(f"unknown degradation {kind!r}; known: {', '.join(DEGRADATION_LEVELS)}")
+    lo, hi = DEGRADATION_LEVELS[kind]
+    numeric = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+    if kind == "jpeg":
+        if not numeric or not float(level).is_integer() or not lo <= level <= hi:
+            raise BenchError(f"jpeg quality must be an integer in {lo}..{hi}, not {level!r}")
+    elif not numeric or not lo < level <= hi:
+        raise BenchError(f"{kind} level must be in ({lo:g}, {hi:g}], not {level!r}")
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    # KAIR/SwinIR add N(0, sigma/255) to the float [0,1] image; on the 0..255 scale that is N(0, sigma).
+    # We then round and clip to uint8 (as when such a noisy image is saved), so the returned noise is
+    # slightly less than sigma near 0 and 255 (about 1 % at sigma 50 on mid-grey).
+    return _to_uint8(image + rng.normal(0.0, sigma, size=image.shape))
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return _to_uint8(gaussian_filter(image, sigma=(sigma, sigma, 0.0), mode="reflect"))
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    # PIL's defaults otherwise (4:2:0 chroma subsampling for RGB, as in the papers' PIL/OpenCV pipelines).
+    channels = image.shape[2]
+    pil = Image.fromarray(image[:, :, 0] if channels == 1 else image)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        out = np.array(decoded.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    return out.reshape(image.shape)
+
+
+def _line_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """A 0/1 kernel holding a one-pixel-wide segment of `length` px through its centre at `angle_deg`."""
+    half = (length - 1) / 2
+    t = np.linspace(-half, half, 4 * length)
+    dx, dy = np.cos(np.radians(angle_deg)), -np.sin(np.radians(angle_deg))  # rows grow downwards
+    side = 2 * int(np.ceil(half)) + 1
+    kernel = np.zeros((side, side))
+    kernel[np.round(side // 2 + t * dy).astype(int), np.round(side // 2 + t * dx).astype(int)] = 1.0
+    return kernel
+
+
+def _rain(image: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy.ndimage import convolve, gaussian_filter
+
+    h, w = image.shape[:2]
+    # Draw the same random fields whatever the density, so a higher density only adds streaks.
+    starts = rng.random((h, w)) < density
+    strength = rng.uniform(*RAIN_BRIGHTNESS, size=(h, w))
+    seeds = np.where(starts, strength, 0.0)
+    length = max(3, round(RAIN_LENGTH_FRACTION * min(h, w)))
+    # Convolving the seed points with a line segment smears each along the rain direction (a motion blur);
+    # a light Gaussian then softens the streak edges. Both kernels are non-negative.
+    streaks = gaussian_filter(convolve(seeds, _line_kernel(length, RAIN_ANGLE_DEG), mode="constant"), 0.5)
+    return _to_uint8(image + streaks[:, :, None])  # additive: rain only brightens
+
+
+def haze_transmission(h: int, w: int, beta: float) -> np.ndarray:
+    """t = exp(-beta * d) for the synthetic depth d: a vertical linear ramp from 1 (top row, far: the sky)
+    to 0 (bottom row, near). Shape (h, w), float64."""
+    depth = np.linspace(1.0, 0.0, h)[:, None] * np.ones((1, w))
+    return np.exp(-beta * depth)
+
+
+def _haze(image: np.ndarray, beta: float) -> np.ndarray:
+    # Atmospheric scattering model I = J t + A (1 - t) on the 0..1 scale, deterministic (no randomness).
+    t = haze_transmission(image.shape[0], image.shape[1], beta)[:, :, None]
+    return _to_uint8((image / 255.0 * t + HAZE_AIRLIGHT * (1.0 - t)) * 255.0)
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius: radius + 1, -radius: radius + 1]
+    return xx ** 2 + yy ** 2 <= radius ** 2
+
+
+def _snow(image: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter, grey_dilation
+
+    h, w = image.shape[:2]
+    clear = np.ones((h, w))  # product of (1 - opacity) over the flake layers
+    for radius, weight in zip(SNOW_FLAKE_RADII, SNOW_RADIUS_WEIGHTS, strict=True):
+        # Fixed draws per layer whatever the density, so a higher density only adds flakes.
+        seeds = rng.random((h, w)) < density * weight
+        opacity = rng.uniform(0.6, 1.0, size=(h, w))
+        flakes = grey_dilation(np.where(seeds, opacity, 0.0), footprint=_disk(radius))
+        clear *= 1.0 - np.clip(gaussian_filter(flakes, sigma=radius / 2), 0.0, 1.0)
+    alpha = (1.0 - clear)[:, :, None]
+    return _to_uint8(image + alpha * (255.0 - image))  # blend toward white: snow only brightens
+
+
+def degrade(image: np.ndarray, kind: str, level: float, seed: int = 0) -> np.ndarray:
+    """Degrade a uint8 HWC image (1 or 3 channels) by `kind` at `level`; deterministic given
+    (image, kind, level, seed). Kinds and levels (DEGRADATION_LEVELS): noise (sigma, 0..255 scale),
+    blur (Gaussian sigma, px), jpeg (quality 10..40), rain (streak density), haze (beta), snow (flake
+    density). Returns a new uint8 array of the same shape."""
+    from bench.registry import BenchError
+
+    _check_degradation(kind, level)
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise BenchError(f"degrade expects a uint8 HxWx1 or HxWx3 image, got {image.dtype} {image.shape}")
+    if kind == "jpeg":
+        return _jpeg(image, int(level))
+    rng = np.random.default_rng(seed)
+    x = image.astype(np.float64)
+    if kind == "noise":
+        return _add_noise(x, float(level), rng)
+    if kind == "blur":
+        return _blur(x, float(level))
+    if kind == "rain":
+        return _rain(x, float(level), rng)
+    if kind == "haze":
+        return _haze(x, float(level))
+    return _snow(x, float(level), rng)
+
+
+def image_seed(seed: int, index: int) -> int:
+    """The seed of image `index` in `degraded_pairs`: a function of (seed, index) only, so one image's
+    degradation never depends on which other images are processed or in what order."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def degraded_pairs(split: str, kind: str, level: float, seed: int = 0,
+                   size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(clean, degraded) pairs over `photos(split, size)`; image i is degraded with image_seed(seed, i)."""
+    _check_degradation(kind, level)  # fail before loading any photo
+    return [(clean, degrade(clean, kind, level, image_seed(seed, i)))
+            for i, clean in enumerate(photos(split, size))]
