@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 BASELINES: dict[str, dict[str, str]] = {
+    "llm-sft": {"target": "baselines.llm_kd.objectives:SFT", "doc": "supervised fine-tuning"},
+    "llm-kd": {"target": "baselines.llm_kd.objectives:KD", "doc": "word-level KD (forward KL)"},
+    "llm-seqkd": {"target": "baselines.llm_kd.objectives:SeqKD", "doc": "SeqKD (teacher-generated responses)"},
+    "llm-imitkd": {"target": "baselines.llm_kd.objectives:ImitKD", "doc": "ImitKD (student-generated responses)"},
+    "llm-gkd": {"target": "baselines.llm_kd.objectives:GKD", "doc": "GKD (generalised JSD, on-policy)"},
+    "llm-distillm": {"target": "baselines.llm_kd.distillm:DistiLLM", "doc": "DistiLLM (skew KL, adaptive off-policy)"},
+    "llm-minillm": {"target": "baselines.llm_kd.minillm:MiniLLM", "doc": "MiniLLM (reverse KL by policy gradient)"},
     "edm": {"target": "baselines.edm.precond:EDMPrecond",
             "doc": "EDM VP/VE/iDDPM/EDM preconditioning over DDPM++/NCSN++/ADM U-Nets"},
     "ssod-supervised": {"target": "baselines.ssod.methods:SupervisedOnly",

@@ -9,7 +9,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "u-dit": {"package": "u_dit", "recipe": "methods.u_dit.recipe"},
     "qac": {"package": "qac", "recipe": "methods.qac.recipe"},
     "tad-sr": {"package": "tad_sr", "recipe": None},
-    "mgsr": {"package": "mgsr", "recipe": None},
+    "mgsr": {"package": "mgsr", "recipe": "methods.mgsr.recipe"},
     "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
     "gim": {"package": "gim", "recipe": None},
     "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
@@ -20,6 +20,8 @@ PAPERS: dict[str, dict[str, str | None]] = {
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
 METHODS: dict[str, dict[str, str]] = {
+    "mgsr": {"target": "methods.mgsr.objective:MGSR", "paper": "mgsr",
+             "doc": "MGSR: SFT + DAC-KL + span loss with SCRG sequence revision"},
     "qac": {"target": "methods.qac.model:QAC", "paper": "qac",
             "doc": "QAC-style: EDM + FSQ-quantized image-code encoder (design inferred from the abstract)"},
     "ctf": {"target": "methods.ctf.ctf:CTF", "paper": "ctf",

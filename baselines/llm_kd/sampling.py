@@ -60,16 +60,18 @@ class _Stepper:
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
         self.cache, self.logits = _cache_of(out), out.logits[:, -1].float()
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        pos = self.mask.sum(-1, keepdim=True) - 1
+    def step(self, tokens: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row. Finished rows (alive 0) get a masked pad whose position does not advance, so
+        no row's positions run past the model's limit while others are still generating."""
+        self.mask = torch.cat([self.mask, alive.long()[:, None]], dim=1)
+        pos = (self.mask.sum(-1, keepdim=True) - 1).clamp_min(0)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=pos,
                          use_cache=True, **{self.kw: self.cache})
         self.cache, self.logits = _cache_of(out), out.logits[:, -1].float()
         return self.logits
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int], eos_id: int,
            pad_id: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
            mix_model: Any = None, mix_alpha: float = 0.0, generator: torch.Generator | None = None,
@@ -120,7 +122,7 @@ def sample(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int | S
             if bool(done.all()):
                 break
             for s in steppers:
-                s.step(tokens)
+                s.step(tokens, ~done)
     finally:
         for m, flag in zip((model, mix_model), was_training):
             if m is not None:

@@ -85,9 +85,11 @@ def first_sentence(doc: str) -> str | None:
 
 def _signature(name: str, obj: Any) -> str:
     try:
-        return f"{name}{inspect.signature(obj)}"
+        text = f"{name}{inspect.signature(obj)}"
     except (TypeError, ValueError):  # some C functions carry no signature
         return f"{name}(...)"
+    # default values such as <function copy2 at 0x7f...> carry memory addresses: drop them (determinism)
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
 def _defined_here(obj: Any, module: Any, module_name: str) -> bool:
@@ -117,9 +119,13 @@ def _public_members(module: Any, module_name: str) -> list[tuple[str, Any]]:
 
 
 def _module_items(module_name: str) -> list[dict[str, str]]:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # importing/inspecting deprecated names (typing.io ...) warns
         warnings.simplefilter("ignore")
-        module = importlib.import_module(module_name)
+        return _collect(module_name)
+
+
+def _collect(module_name: str) -> list[dict[str, str]]:
+    module = importlib.import_module(module_name)
     items = []
     for qualified, obj in _public_members(module, module_name):
         doc = inspect.getdoc(obj)

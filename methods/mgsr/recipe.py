@@ -1,0 +1,535 @@
+"""`bench reproduce mgsr`: MGSR and its seven baselines (SFT, KD, SeqKD, ImitKD, GKD, MiniLLM, DistiLLM) and the
+teacher, trained on one loop and evaluated through an lm-eval task with the papers' protocol.
+
+Per seed s: the teacher is fine-tuned (SFT) first and every other entry distils from that same teacher
+(it is built once per seed and shared through `<store>/mgsr/_shared/`, as are the SFT-initialised student
+and SeqKD's teacher samples). Each entry's student is selected on the validation split and evaluated on
+the test split with sampling at T = 1 for every evaluation seed; the metric is the mean over those seeds
+(ROUGE-L x100, rouge_l@rouge-score); lm-eval's version and task hash, the seeds and the selected step are
+in the record.
+
+Scales
+* smoke: the embedded instruct-docs set (real English: standard-library docstrings, held-out modules;
+  bench.data.instructions_docs), a byte-level BPE tokenizer trained on its train split, a randomly
+  initialised 2-layer/64-wide GPT-2 teacher and a 2-layer/32-wide GPT-2 student, a few dozen steps, training
+  seeds 0 and 1, one sampling seed (10) per evaluation; stands for Dolly (DollyEval). About 3 minutes on 2
+  CPU cores; its numbers are plumbing checks, not evidence about the methods.
+* paper: the GPT-2 XL -> GPT-2 pair from local folders under <data_root>/models/, Dolly (MiniLLM's
+  processing) for training/validation, the five evaluation sets (one run per set; the trained student is
+  shared), sampling seeds 10-50 and the baselines' published hyper-parameters (papers-other 3.4). The
+  other families (OPT, OpenLLaMA2, LLaMA2) are listed in baselines.llm_kd.models.PAPER_PAIRS; their LoRA
+  training is not implemented.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bench.recipe import RunContext, SeedResult, metric_record
+from bench.registry import BenchError, load_target
+from bench.spec import RunSpec
+
+VERSION = 1
+METRIC = "rouge_l@rouge-score"
+
+# Implementations (the same targets go into baselines/manifest.py and methods/manifest.py).
+IMPLS = {
+    "llm-sft": "baselines.llm_kd.objectives:SFT",
+    "llm-kd": "baselines.llm_kd.objectives:KD",
+    "llm-seqkd": "baselines.llm_kd.objectives:SeqKD",
+    "llm-imitkd": "baselines.llm_kd.objectives:ImitKD",
+    "llm-gkd": "baselines.llm_kd.objectives:GKD",
+    "llm-distillm": "baselines.llm_kd.distillm:DistiLLM",
+    "llm-minillm": "baselines.llm_kd.minillm:MiniLLM",
+    "mgsr": "methods.mgsr.objective:MGSR",
+}
+# card entry -> (impl, objective kwargs)
+ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "teacher": ("llm-sft", {}),
+    "sft": ("llm-sft", {}),
+    "kd": ("llm-kd", {}),
+    "seqkd": ("llm-seqkd", {}),
+    "imitkd": ("llm-imitkd", {}),
+    "gkd": ("llm-gkd", {}),
+    "minillm": ("llm-minillm", {}),
+    "distillm": ("llm-distillm", {}),
+    "mgsr": ("mgsr", {}),
+}
+
+SMOKE = {
+    "dataset": "instruct-docs",
+    "seeds": [0, 1],
+    # teacher 2 layers x 64 (0.18M parameters), student 2 layers x 32 (0.07M): the whole paper (9 entries x 2
+    # seeds) must train in minutes on a CPU core. dropout 0: a few dozen steps on a tiny model (the released
+    # GPT-2 configs use 0.1).
+    "arch": {"vocab_size": 1024, "dropout": 0.0, "teacher": {"n_layer": 2, "n_embd": 64, "n_head": 4},
+             "student": {"n_layer": 2, "n_embd": 32, "n_head": 2}},
+    "teacher_train": {"steps": 130, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "weight_decay": 0.01,
+                      "grad_clip": 1.0, "select": "rouge", "select_every": 65, "valid_items": 24,
+                      "valid_max_new_tokens": 48},
+    "init_train": {"steps": 40, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "weight_decay": 0.01,
+                   "grad_clip": 1.0, "select": "loss", "select_every": 0},
+    "train": {"steps": 32, "batch_size": 16, "lr": 1e-3, "schedule": "cosine", "weight_decay": 0.01,
+              "grad_clip": 1.0, "select": "rouge", "select_every": 16, "valid_items": 24,
+              "valid_max_new_tokens": 48},
+    # validation (checkpoint selection) generations are capped at 48 new tokens at smoke (the responses average
+    # 19); prompts <= 128 tokens (the instruct-docs prompts are 55 on average), 160 in total; training-time samples
+    # up to 20 new tokens (responses average 19); one sampling seed per evaluation (paper: 10, 20, 30, 40, 50)
+    "sampler": {"max_prompt_tokens": 128, "max_total_tokens": 160, "train_max_new_tokens": 20,
+                "temperature": 1.0, "top_p": 1.0, "top_k": 0, "eval_seeds": [10], "eval_batch_size": 96},
+    # The smoke student has no pretraining, so every student entry starts from the same SFT-initialised student
+    # (trained once per seed) and trains for the same steps: a controlled comparison. At paper scale each
+    # objective's own default holds (KD/SFT/SeqKD from the pretrained model, the on-policy methods from an SFT init).
+    "student_init": "sft-init",
+    # One intra-op thread: these models are too small to gain from two, and two OpenMP threads on shared
+    # cores stall at every barrier (measured 10-25x slower per step on a loaded 2-core machine).
+    "torch_threads": 1,
+    # smaller replay buffer (paper 1000) for 32 steps of batch 16; a smaller DAC-KL sub-network
+    "objective_overrides": {"distillm": {"capacity": 64}, "mgsr": {"capacity": 64, "dac": {"top_k": 64, "hidden": 32}}},
+}
+
+PAPER = {
+    "pair": "gpt2",
+    "seeds": [0],
+    # GPT-2 base student: lr 5e-4, 20 epochs, cosine, wd 0.01, clip 1.0; teacher (XL) lr 5e-5, 10 epochs
+    # (DistiLLM/MiniLLM scripts [R]); epochs become steps from the train-set size at run time; global batch 32
+    # = 8 per GPU x the 4 GPUs of DistiLLM's README [I: the scripts default to 16 GPUs]; SFT-init 3 epochs
+    # selected by validation loss [I: the init scripts' epoch count was not read]
+    "teacher_train": {"epochs": 10, "batch_size": 32, "lr": 5e-5, "schedule": "cosine", "weight_decay": 0.01,
+                      "grad_clip": 1.0, "select": "rouge", "select_every_epochs": 1, "finetune": True},
+    "init_train": {"epochs": 3, "batch_size": 32, "lr": 5e-4, "schedule": "cosine", "weight_decay": 0.01,
+                   "grad_clip": 1.0, "select": "loss", "select_every_epochs": 1},
+    "train": {"epochs": 20, "batch_size": 32, "lr": 5e-4, "schedule": "cosine", "weight_decay": 0.01,
+              "grad_clip": 1.0, "select": "rouge", "select_every_epochs": 1, "valid_items": 1000},
+    "sampler": {"max_prompt_tokens": 256, "max_total_tokens": 512, "train_max_new_tokens": 256,
+                "temperature": 1.0, "top_p": 1.0, "top_k": 0, "eval_seeds": [10, 20, 30, 40, 50],
+                "eval_batch_size": 8},
+    "eval_sets": ["dolly", "self-inst", "vicuna", "sni", "unni"],
+    # MiniLLM: lr 5e-6, 5000 iterations, warm-up 100 (its GPT-2 scripts)
+    "objective_train": {"minillm": {"steps": 5000, "lr": 5e-6, "warmup_steps": 100, "epochs": None}},
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plan
+# ---------------------------------------------------------------------------------------------------------------
+def _pair_setting(arch: dict[str, Any]) -> dict[str, str]:
+    t, s = arch["teacher"], arch["student"]
+    return {"teacher": f"tiny-gpt2-{t['n_layer']}x{t['n_embd']}", "student": f"tiny-gpt2-{s['n_layer']}x{s['n_embd']}"}
+
+
+def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
+    if scale == "smoke":
+        return _plan_smoke(card)
+    if scale == "paper":
+        return _plan_paper(card)
+    raise BenchError(f"mgsr has no {scale!r} scale yet: use smoke (CPU, minutes) or paper (--data-root with the "
+                     f"models and the Dolly/evaluation sets)")
+
+
+def _plan_smoke(card: Any) -> list[RunSpec]:
+    specs = []
+    for entry, (impl, kwargs) in ENTRIES.items():
+        objective = {**kwargs, **SMOKE["objective_overrides"].get(entry, {})}
+        specs.append(RunSpec(
+            paper=card.slug, entry=entry, impl=impl, dataset=SMOKE["dataset"], split="test", scale="smoke",
+            args={"objective": objective, "model": "teacher" if entry == "teacher" else "student",
+                  "arch": SMOKE["arch"], "student_init": SMOKE["student_init"],
+                  "torch_threads": SMOKE["torch_threads"]},
+            stands_for={"dataset": "dolly", "metrics": {METRIC: METRIC}},
+            metrics=[METRIC], seeds=list(SMOKE["seeds"]),
+            train={"student": SMOKE["train"], "teacher": SMOKE["teacher_train"], "init": SMOKE["init_train"]},
+            sampler=SMOKE["sampler"], setting=_pair_setting(SMOKE["arch"]), recipe_version=VERSION))
+    return specs
+
+
+def _plan_paper(card: Any) -> list[RunSpec]:
+    from baselines.llm_kd.models import PAPER_PAIRS
+
+    pair = PAPER_PAIRS[PAPER["pair"]]
+    specs = []
+    for entry, (impl, kwargs) in ENTRIES.items():
+        train = dict(PAPER["train"], **PAPER["objective_train"].get(entry, {}))
+        for dataset in PAPER["eval_sets"]:
+            specs.append(RunSpec(
+                paper=card.slug, entry=entry, impl=impl, dataset=dataset, split="eval", scale="paper",
+                args={"objective": kwargs, "model": "teacher" if entry == "teacher" else "student",
+                      "pair": PAPER["pair"], "peft": pair.peft},
+                metrics=[METRIC], seeds=list(PAPER["seeds"]),
+                train={"student": train, "teacher": PAPER["teacher_train"], "init": PAPER["init_train"]},
+                sampler=PAPER["sampler"], setting={"teacher": pair.teacher, "student": pair.student},
+                recipe_version=VERSION))
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _smoke_tokenizer(vocab_size: int) -> Any:
+    from baselines.llm_kd.data import prompt_text
+    from baselines.llm_kd.models import train_tokenizer
+    from bench.data.instructions_docs import instruct_docs
+
+    texts = [prompt_text(r) + r["response"] for r in instruct_docs("train")]
+    return train_tokenizer(texts, vocab_size)
+
+
+def _train_config(cfg: dict[str, Any], seed: int, n_train: int) -> Any:
+    from bench.train import TrainConfig
+
+    steps = cfg.get("steps")
+    if not steps:
+        steps = max(1, math.ceil(cfg["epochs"] * n_train / cfg["batch_size"]))
+    return TrainConfig(steps=int(steps), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
+                       schedule=cfg.get("schedule", "cosine"), weight_decay=float(cfg.get("weight_decay", 0.0)),
+                       warmup_steps=int(cfg.get("warmup_steps", 0)), grad_clip=cfg.get("grad_clip"),
+                       seed=seed, log_every=10, ckpt_every=int(cfg.get("ckpt_every", 0)), progress=False)
+
+
+def _selection(cfg: dict[str, Any], n_train: int) -> Any:
+    from baselines.llm_kd.pipeline import Selection
+
+    every = cfg.get("select_every")
+    if every is None and cfg.get("select_every_epochs"):
+        every = max(1, math.ceil(cfg["select_every_epochs"] * n_train / cfg["batch_size"]))
+    return Selection(select=cfg.get("select", "rouge"), every=int(every or 0), max_items=cfg.get("valid_items"),
+                     max_new_tokens=cfg.get("valid_max_new_tokens"))
+
+
+@lru_cache(maxsize=4)
+def _smoke_data(vocab_size: int, max_prompt: int, max_total: int) -> tuple[Any, dict[str, list], str, dict[str, list]]:
+    """(tokenizer, records, fingerprint, encoded train/valid examples), built once per process."""
+    from baselines.llm_kd.data import encode_records
+    from bench.data.instructions_docs import fingerprint, instruct_docs
+
+    tokenizer = _smoke_tokenizer(vocab_size)
+    records = {s: instruct_docs(s) for s in ("train", "valid", "test")}
+    examples = {s: encode_records(records[s], tokenizer, max_prompt, max_total) for s in ("train", "valid")}
+    return tokenizer, records, fingerprint(), examples
+
+
+class _Setup:
+    """Everything a seed needs: tokenizer, examples, model configs, protocol, the shared cache."""
+
+    def __init__(self, spec: RunSpec, ctx: RunContext):
+        from baselines.llm_kd.data import encode_records
+        from baselines.llm_kd.evaluation import EvalProtocol
+        from baselines.llm_kd.module import GenerationSettings
+
+        self.spec, self.ctx = spec, ctx
+        sm = spec.sampler
+        self.gen = GenerationSettings(max_new_tokens=int(sm["train_max_new_tokens"]),
+                                      max_total_tokens=int(sm["max_total_tokens"]),
+                                      temperature=float(sm["temperature"]),
+                                      top_p=float(sm["top_p"]), top_k=int(sm["top_k"]))
+        self.protocol = EvalProtocol(max_prompt_tokens=int(sm["max_prompt_tokens"]),
+                                     max_total_tokens=int(sm["max_total_tokens"]), temperature=float(sm["temperature"]),
+                                     top_p=float(sm["top_p"]), top_k=int(sm["top_k"]),
+                                     seeds=tuple(int(s) for s in sm["eval_seeds"]),
+                                     batch_size=int(sm["eval_batch_size"]))
+        self.cache = ctx.handle.dir.parent / "_shared"
+        if spec.scale == "smoke":
+            self.tokenizer, self.records, self.data_fingerprint, self.examples = _smoke_data(
+                int(spec.args["arch"]["vocab_size"]), self.protocol.max_prompt_tokens, self.protocol.max_total_tokens)
+            self.eval_records = self.records["test"]
+        else:
+            self._paper_data(spec, ctx)
+            self.examples = {s: encode_records(self.records[s], self.tokenizer, self.protocol.max_prompt_tokens,
+                                               self.protocol.max_total_tokens) for s in ("train", "valid")}
+        valid = self.records["valid"]
+        self.valid_refs = [valid[e.index].get("references") or [valid[e.index]["response"]]
+                           for e in self.examples["valid"]]
+
+    def _paper_data(self, spec: RunSpec, ctx: RunContext) -> None:
+        from baselines.llm_kd.models import PAPER_PAIRS, load_causal_lm, model_folder
+        from bench.data.formats import open_dataset
+
+        pair = PAPER_PAIRS[spec.args["pair"]]
+        self.teacher_folder = model_folder(ctx.data_root, pair.teacher)
+        self.student_folder = model_folder(ctx.data_root, pair.student)
+        _, self.tokenizer = load_causal_lm(self.student_folder)
+        self.records = {"train": list(open_dataset("dolly", "train", ctx.data_root)),
+                        "valid": list(open_dataset("dolly", "valid", ctx.data_root))}
+        self.eval_records = list(open_dataset(spec.dataset, "eval", ctx.data_root))
+        self.data_fingerprint = open_dataset(spec.dataset, "eval", ctx.data_root).fingerprint()
+
+    # -- models ---------------------------------------------------------------------------------------------
+    def fresh_model(self, role: str, seed: int) -> Any:
+        if self.spec.scale != "smoke":
+            from baselines.llm_kd.models import load_causal_lm
+
+            return load_causal_lm(self.teacher_folder if role == "teacher" else self.student_folder)[0]
+        from baselines.llm_kd.models import build_gpt2, gpt2_config
+
+        arch = self.spec.args["arch"]
+        cfg = gpt2_config(len(self.tokenizer), int(self.protocol.max_total_tokens), eos_id=self.tokenizer.eos_token_id,
+                          dropout=float(arch["dropout"]), **arch[role])
+        return build_gpt2(cfg, seed=seed * 1000 + (1 if role == "teacher" else 2))
+
+    def _shared_key(self, kind: str, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": kind, "recipe_version": VERSION, "scale": self.spec.scale, "seed": seed, "cfg": cfg,
+                "arch": self.spec.args.get("arch"), "pair": self.spec.args.get("pair"),
+                "data": self.data_fingerprint if self.spec.scale == "smoke" else "dolly",
+                "protocol": [self.protocol.max_prompt_tokens, self.protocol.max_total_tokens],
+                "gen": [self.gen.max_new_tokens, self.gen.temperature, self.gen.top_p, self.gen.top_k]}
+
+    def _train_sft(self, role: str, cfg: dict[str, Any], seed: int, work: Path, out: Path) -> None:
+        from baselines.llm_kd.objectives import SFT
+        from baselines.llm_kd.pipeline import train_model
+
+        n = len(self.examples["train"])
+        trained = train_model(self.fresh_model(role, seed), SFT(), None, self.tokenizer, self.examples["train"],
+                              self.examples["valid"], self.valid_refs, _train_config(cfg, seed, n), work, self.gen,
+                              _selection(cfg, n), log=self.ctx.log)
+        import shutil
+
+        shutil.copytree(trained.folder, out)
+        from bench import atomic
+
+        atomic.write_json(out / "training.json", {"selection": trained.selection, "train_wall_s": trained.train_wall_s})
+
+    def teacher(self, seed: int) -> Path:
+        """The SFT teacher of this seed (trained once, shared by every entry)."""
+        from baselines.llm_kd.pipeline import cached
+
+        cfg = self.spec.train["teacher"]
+        if self.spec.scale != "smoke" and not cfg.get("finetune", True):
+            return self.teacher_folder
+        return cached(self.cache, "teacher", self._shared_key("teacher", seed, cfg),
+                      lambda work, out: self._train_sft("teacher", cfg, seed, work, out), self.ctx.log)
+
+    def sft_init(self, seed: int) -> Path:
+        from baselines.llm_kd.pipeline import cached
+
+        cfg = self.spec.train["init"]
+        return cached(self.cache, "sft-init", self._shared_key("sft-init", seed, cfg),
+                      lambda work, out: self._train_sft("student", cfg, seed, work, out), self.ctx.log)
+
+    def seqkd_data(self, seed: int, teacher_folder: Path, max_items: int | None) -> list:
+        """SeqKD's training set: one teacher sample per training prompt. With max_items, only that many prompts
+        (a seeded random subset) are sampled: the ones a short schedule can visit (steps x batch)."""
+        import random
+
+        from baselines.llm_kd.models import load_causal_lm
+        from baselines.llm_kd.pipeline import cached, load_examples, save_examples, teacher_samples
+
+        examples = list(self.examples["train"])
+        if max_items is not None and max_items < len(examples):
+            examples = random.Random(seed).sample(examples, max_items)
+
+        def build(work: Path, out: Path) -> None:
+            teacher = load_causal_lm(teacher_folder)[0]
+            out.mkdir(parents=True, exist_ok=True)
+            save_examples(teacher_samples(teacher, self.tokenizer, examples, self.gen, seed), out / "examples.json")
+
+        key = {**self._shared_key("seqkd-data", seed, {"max_items": max_items}), "teacher": str(teacher_folder.name)}
+        return load_examples(cached(self.cache, "seqkd-data", key, build, self.ctx.log) / "examples.json")
+
+
+def _objective(spec: RunSpec, setup: _Setup) -> Any:
+    if spec.impl not in IMPLS:
+        raise BenchError(f"unknown mgsr implementation {spec.impl!r}; known: {', '.join(IMPLS)}")
+    cls = load_target(IMPLS[spec.impl])
+    kwargs = dict(spec.args.get("objective", {}))
+    if spec.impl in ("llm-distillm", "mgsr"):
+        kwargs.setdefault("width", setup.protocol.max_total_tokens)
+        kwargs.setdefault("pad_id", setup.tokenizer.pad_token_id)
+    if spec.impl == "mgsr":
+        from methods.mgsr.span import boundary_table
+
+        kwargs["boundary"] = boundary_table(setup.tokenizer, kwargs.get("chunker", "phrase"))
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise BenchError(f"bad arguments for {spec.impl}: {exc}") from None
+
+
+def _train_entry(spec: RunSpec, seed: int, setup: _Setup) -> tuple[Path, dict[str, Any]]:
+    """Train (or reuse) the entry's model for this seed; returns its selected folder and training facts."""
+    from baselines.llm_kd.models import load_causal_lm
+    from baselines.llm_kd.pipeline import train_model
+
+    teacher_folder = setup.teacher(seed)
+    facts: dict[str, Any] = {"teacher_folder": teacher_folder.name}
+    if spec.entry == "teacher":
+        facts["training"] = json.loads((teacher_folder / "training.json").read_text()) \
+            if (teacher_folder / "training.json").exists() else None
+        return teacher_folder, facts
+    objective = _objective(spec, setup)
+    init = spec.args.get("student_init", objective.default_student_init)
+    if init == "sft-init":
+        init_folder = setup.sft_init(seed)
+        student = load_causal_lm(init_folder)[0]
+        facts["student_init"] = init_folder.name
+    elif init == "scratch":
+        student = setup.fresh_model("student", seed)
+        facts["student_init"] = "scratch" if spec.scale == "smoke" else "pretrained"
+    else:
+        raise BenchError(f"student_init must be 'scratch' or 'sft-init', got {init!r}")
+    teacher = load_causal_lm(teacher_folder)[0] if objective.needs_teacher else None
+    train_examples = setup.examples["train"]
+    if getattr(objective, "train_data", None) == "teacher-samples":
+        cfg = spec.train["student"]
+        cap = cfg["steps"] * cfg["batch_size"] if cfg.get("steps") and spec.scale == "smoke" else None
+        train_examples = setup.seqkd_data(seed, teacher_folder, cap)
+    cfg = spec.train["student"]
+    n = len(train_examples)
+
+    def fit(work: Path) -> Any:
+        return train_model(student, objective, teacher, setup.tokenizer, train_examples, setup.examples["valid"],
+                           setup.valid_refs, _train_config(cfg, seed, n), work, setup.gen, _selection(cfg, n),
+                           log=setup.ctx.log)
+
+    if spec.scale == "smoke":  # one run per entry: everything lives in the run's own work folder
+        trained = fit(setup.ctx.work_dir(seed))
+        facts["training"] = {"selection": trained.selection, "train_wall_s": trained.train_wall_s}
+        return trained.folder, facts
+    # paper scale: one run per (entry, evaluation set) share one trained student
+    from baselines.llm_kd.pipeline import cached
+
+    def build(work: Path, out: Path) -> None:
+        import shutil
+
+        from bench import atomic
+
+        trained = fit(work)
+        shutil.copytree(trained.folder, out)
+        atomic.write_json(out / "training.json", {"selection": trained.selection, "train_wall_s": trained.train_wall_s})
+
+    key = {**setup._shared_key(f"student-{spec.entry}", seed, cfg), "impl": spec.impl, "args": spec.args,
+           "teacher": teacher_folder.name}
+    folder = cached(setup.cache, f"student-{spec.entry}", key, build, setup.ctx.log)
+    facts["training"] = json.loads((folder / "training.json").read_text())
+    return folder, facts
+
+
+def _evaluate(spec: RunSpec, seed: int, setup: _Setup, folder: Path) -> dict[str, Any]:
+    """lm-eval task on the evaluation split, once per sampling seed; per-prompt rows are shards (resume)."""
+    from baselines.llm_kd.evaluation import evaluate_seed, load_hflm, summarise, task_rows, write_task
+    from bench import atomic
+
+    ctx = setup.ctx
+    task = f"mgsr_{spec.dataset.replace('-', '_')}_{spec.split}"
+    task_dir = ctx.work_dir(seed) / "lm_eval_task"
+    rows, dropped = task_rows(setup.eval_records, setup.tokenizer, setup.protocol.max_prompt_tokens)
+    write_task(task_dir, task, rows, setup.protocol)
+    hflm, per_seed = None, []
+    for s in setup.protocol.seeds:
+        shard = f"{spec.dataset}-eval-seed{s}"
+        meta_path = ctx.work_dir(seed) / f"{shard}.json"
+        if ctx.handle.shard_done(seed, shard) and meta_path.exists():
+            items = [r for r in ctx.handle.read_items(seed) if r["eval_seed"] == s]
+            items.sort(key=lambda r: r["doc_id"])
+            meta = json.loads(meta_path.read_text())
+            per_seed.append({"seed": s, "value": sum(r["rougeL"] for r in items) / len(items), "n": len(items),
+                             "protocol": meta})
+            continue
+        if hflm is None:
+            hflm = load_hflm(folder, setup.protocol, device=ctx.device)
+        out = evaluate_seed(hflm, task_dir, task, s, setup.protocol)
+        atomic.write_json(meta_path, out["protocol"])
+        ctx.handle.write_shard(seed, shard, [
+            {"eval_seed": s, "doc_id": d, "id": rows[d]["id"], "rougeL": v, "prediction": p}
+            for d, v, p in zip(out["doc_ids"], out["per_item"], out["predictions"])])
+        per_seed.append(out)
+    summary = summarise(per_seed)
+    summary["protocol"] = per_seed[0]["protocol"]
+    summary["dropped_prompts"] = dropped
+    return summary
+
+
+def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
+    import torch
+
+    threads = spec.args.get("torch_threads")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_seed(spec, seed, ctx)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
+    import lm_eval
+    import torch
+
+    from baselines.llm_kd.evaluation import PAPER_SEEDS
+    from baselines.llm_kd.models import load_causal_lm
+    from baselines.llm_kd.pipeline import folder_sha256
+    from bench.metrics.llm import ROUGE_PROTOCOL
+
+    t0 = time.perf_counter()
+    setup = _Setup(spec, ctx)
+    folder, facts = _train_entry(spec, seed, setup)
+    summary = _evaluate(spec, seed, setup, folder)
+    model = load_causal_lm(folder)[0].eval()
+    params = sum(p.numel() for p in model.parameters())
+    # MACs of one forward over a full-length sequence (the protocol's max_total_tokens), as `bench profile`
+    from bench.profile import count_macs
+
+    macs = count_macs(model, input_ids=torch.zeros((1, setup.protocol.max_total_tokens), dtype=torch.long))
+    selection = (facts.get("training") or {}).get("selection", {})
+    protocol = {**ROUGE_PROTOCOL, **setup.protocol.describe(), "eval_seeds": list(setup.protocol.seeds),
+                "per_eval_seed": summary["per_eval_seed"], "dropped_prompts": summary["dropped_prompts"],
+                "lm_eval": summary["protocol"], "selection": selection.get("best"),
+                "selection_rule": selection.get("rule"),
+                "paper_seeds": list(PAPER_SEEDS)}
+    metric = metric_record(METRIC, summary["value"], summary["n"], spec.setting, protocol)
+    cost = {"params_m": params / 1e6, "gmacs": macs / 1e9, "macs_tokens": setup.protocol.max_total_tokens,
+            "nfe": 1, "wall_s_seed": time.perf_counter() - t0,
+            "train_wall_s": (facts.get("training") or {}).get("train_wall_s")}
+    provenance = {"dataset_fingerprint": setup.data_fingerprint, "checkpoint_sha256": folder_sha256(folder),
+                  "teacher_sha256": folder_sha256(setup.teacher(seed)), "lm_eval_version": lm_eval.__version__,
+                  "task_hash": summary["protocol"].get("task_hash"), "python": platform.python_version(),
+                  "student_init": facts.get("student_init"), "tokenizer_vocab": len(setup.tokenizer)}
+    return SeedResult(metrics=[metric], cost=cost, provenance=provenance)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# profile
+# ---------------------------------------------------------------------------------------------------------------
+def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> list[dict[str, Any]]:
+    """Teacher and student of the scale's pair: parameters, MACs of one forward over a full-length sequence
+    (max_total_tokens), and its latency. Paper-scale models are built on the meta device (no weights, no
+    memory), so their latency is only measured on a GPU."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from baselines.llm_kd.models import GPT2_CONFIGS, PAPER_PAIRS
+    from bench.profile import count_macs, count_params, latency
+
+    if scale == "smoke":
+        arch, length = SMOKE["arch"], SMOKE["sampler"]["max_total_tokens"]
+        configs = {role: GPT2Config(vocab_size=arch["vocab_size"], n_positions=length, bos_token_id=0,
+                                    eos_token_id=0, **arch[role])
+                   for role in ("teacher", "student")}
+        names = _pair_setting(arch)
+    elif scale == "paper":
+        pair, length = PAPER_PAIRS["gpt2"], PAPER["sampler"]["max_total_tokens"]
+        configs = {role: GPT2Config(**GPT2_CONFIGS[name])
+                   for role, name in (("teacher", pair.teacher), ("student", pair.student))}
+        names = {"teacher": pair.teacher, "student": pair.student}
+    else:
+        raise BenchError(f"mgsr profile has scales smoke and paper, not {scale!r}")
+    rows = []
+    for role, cfg in configs.items():
+        on_meta = scale == "paper" and not device.startswith("cuda")
+        with torch.device("meta" if on_meta else device):
+            model = GPT2LMHeadModel(cfg).eval()
+            ids = torch.zeros((1, length), dtype=torch.long)
+        macs = count_macs(model, input_ids=ids)
+        row = {"entry": role, "model": names[role], "params_m": count_params(model) / 1e6, "gmacs": macs / 1e9,
+               "tokens": length, "nfe": 1, "latency_ms": None}
+        if not on_meta:
+            with torch.no_grad():
+                row["latency_ms"] = latency(lambda: model(input_ids=ids), repeats=repeats, device=device)["median_ms"]
+        rows.append(row)
+    return rows
