@@ -11,6 +11,8 @@ checkpoints by the recipe (ctx.handle.shard_done, ctx.work_dir).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -47,3 +49,22 @@ class SeedResult:
     def to_record(self, seed: int, wall_s: float) -> dict[str, Any]:
         return {"seed": seed, "metrics": self.metrics, "cost": self.cost, "provenance": self.provenance,
                 "wall_s": wall_s}
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` intra-op CPU threads (None or 0: leave torch's setting), restoring it afterwards.
+
+    Smoke recipes pin one thread: results then do not depend on the machine's core count, and on shared 2-core
+    runners two contending threads made small models an order of magnitude slower."""
+    if not count:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.recipe import RunContext, SeedResult, metric_record
+from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError
 from bench.spec import RunSpec
 
@@ -223,16 +223,8 @@ def _setting(spec: RunSpec, seed: int) -> dict[str, Any]:
 
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    import torch
-
-    threads = spec.train.get("threads")
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(spec.train.get("threads")):
         return _run_seed(spec, seed, ctx)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:

@@ -21,13 +21,11 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.recipe import RunContext, SeedResult, metric_record
+from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError, load_target
 from bench.spec import RunSpec, canonical_json
 
@@ -322,24 +320,8 @@ def trained_model(spec: RunSpec, seed: int, ctx: RunContext):
 
 
 # ------------------------------------------------------------------------------------------------- seeds
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op threads (None: leave torch's setting), restoring the previous count."""
-    import torch
-
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with _torch_threads(spec.train.get("threads")):
+    with torch_threads(spec.train.get("threads")):
         return _run_seed(spec, seed, ctx)
 
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bench.recipe import RunContext, SeedResult, metric_record
+from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError, load_target
 from bench.spec import RunSpec
 
@@ -445,16 +445,8 @@ def _evaluate(spec: RunSpec, seed: int, setup: _Setup, folder: Path) -> dict[str
 
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    import torch
-
-    threads = spec.args.get("torch_threads")
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(spec.args.get("torch_threads")):
         return _run_seed(spec, seed, ctx)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:

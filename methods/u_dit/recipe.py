@@ -26,12 +26,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.recipe import RunContext, SeedResult, metric_record
+from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError
 from bench.spec import RunSpec
 
@@ -365,24 +363,8 @@ def _init_model(spec: RunSpec, seed: int) -> Any:
 
 
 # ================================================================================================= run
-@contextmanager
-def cpu_threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` intra-op CPU threads (None: leave the setting alone), restoring it afterwards."""
-    import torch
-
-    if count is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(count))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with cpu_threads(spec.setting.get("cpu_threads")):
+    with torch_threads(spec.setting.get("cpu_threads")):
         return _run_seed(spec, seed, ctx)
 
 
