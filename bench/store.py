@@ -152,6 +152,8 @@ class Store:
                 group = groups.setdefault(key, {"metric": m["metric"], "setting": m.get("setting", {}),
                                                 "n": m.get("n"), "protocol": m.get("protocol", {}),
                                                 "per_seed": {}})
+                if "floor" in m:  # a sanity metric keeps its floor (bench/sanity.py)
+                    group["floor"] = m["floor"]
                 group["per_seed"][str(seed)] = m["value"]
         metrics = []
         for group in groups.values():

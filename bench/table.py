@@ -11,9 +11,11 @@ import pandas as pd
 
 from bench import papers
 from bench.metrics.manifest import DIALECTS
+from bench.sanity import FAILED, is_sanity, run_sanity
 from bench.store import Store, setting_key
 
-COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "delta", "note"]
+COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "sanity",
+           "delta", "note"]
 
 
 def comparable(a: str, b: str) -> bool:
@@ -36,14 +38,16 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
         rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "split": cell.split,
                      "setting": setting_key(cell.setting),
                      "metric": cell.metric, "paper": cell.value, "source": f"[{cell.source.tag}] {cell.source.ref}",
-                     "ours": None, "spread": None, "scale": "", "delta": None, "note": cell.note}
+                     "ours": None, "spread": None, "scale": "", "sanity": "", "delta": None, "note": cell.note}
     store = store or Store()
     for run in sorted(store.latest(slug, problems), key=lambda r: (r["entry"], r["dataset"], r["scale"])):
         proxy = run.get("stands_for") or {}
+        sanity = run_sanity(run).status  # a run below its floor is badged "did not learn" on every row
         for m in run["metrics"]:
             skey = setting_key(m.get("setting", {}))
             spread = m.get("std")
-            ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "run_id": run["run_id"]}
+            ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "sanity": sanity,
+                    "run_id": run["run_id"]}
             match = None
             for (entry, dataset, split, s, metric, _), row in rows.items():
                 if (entry == run["entry"] and dataset == run["dataset"] and split == run["split"] and s == skey
@@ -62,6 +66,12 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
                 stand_metric = proxy.get("metrics", {}).get(m["metric"])
                 stands = proxy.get("dataset", "?")
                 note = f"stands in for {'/'.join(stands) if isinstance(stands, list) else stands}" + (f" / {stand_metric}" if stand_metric else "")
+            if is_sanity(m):
+                floor = m["floor"]
+                trivial = floor.get("trivial", "")
+                if floor.get("trivial_value") is not None:
+                    trivial += f" = {floor['trivial_value']:.4g}"
+                note = f"sanity floor > {floor['value']:.4g} ({trivial})"
             key = (run["entry"], run["dataset"], run["split"], skey, m["metric"], run["scale"])
             rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "split": run["split"], "setting": skey,
                          "metric": m["metric"],
@@ -83,7 +93,8 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
             ours = fmt(r["ours"], r["metric"])
             if r["spread"] is not None and not pd.isna(r["spread"]):
                 ours += f" ± {fmt(r['spread'], r['metric'])}"
-            ours += f" [{r['scale']}]"
+            badge = r["scale"] + (", " + FAILED if r.get("sanity") == FAILED else "")
+            ours += f" [{badge}]"
         delta = ""
         if r["delta"] is not None and not pd.isna(r["delta"]):
             delta = f"{r['delta']:+.{4 if abs(r['paper']) < 1.5 else 2}f}"

@@ -233,3 +233,18 @@ def kd_digits(fake: Any, real: Any, batch_size: int = 500, kid_subsets: int = 10
     return MetricResult(name="kd_digits", value=float(metrics["kernel_inception_distance_mean"]), n=len(fake),
                         protocol=protocol, extra={"n_real": len(real),
                                                   "std_over_subsets": float(metrics["kernel_inception_distance_std"])})
+
+
+def digits_probabilities(images: Any, batch_size: int = 500) -> np.ndarray:
+    """Class probabilities [N,10] (float64) of bench's digits classifier for uint8 [N,1,16,16] digits.
+
+    The per-sample signal behind the sanity floors of the digits smoke sets (bench/sanity.py): the
+    classifier's class against the requested class for class-conditional samples, its confidence for
+    unconditional ones."""
+    x = _check_digits(images, "digits")
+    net = load_classifier()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            out.append(torch.softmax(net(x[start:start + batch_size]), dim=1).numpy())
+    return np.concatenate(out).astype(np.float64)
