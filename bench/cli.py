@@ -142,9 +142,14 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
             metrics = ", ".join(f"{m['metric']}{'@' + _skey(m) if m.get('setting') else ''}={m['value']:.4g}"
                                 for m in out.result["metrics"])
             console.print(f"  {'cached' if out.cached else 'done'}: {metrics}")
+    # a recipe may summarise the runs it just made (u-dit: a PNG grid of samples and the sanity standing)
+    after = getattr(papers.recipe(paper), "after_reproduce", None)
+    notes = after(outcomes, store) if after is not None else []
     if as_json:
         print_json([o.result for o in outcomes])
     else:
+        for line in notes:
+            console.print(line)
         console.print(f"recorded {len(outcomes)} runs under {store.root / paper}; "
                       f"see `bench table --paper {paper}` and `bench claims {paper}`")
 
@@ -194,12 +199,21 @@ def table(paper: str = typer.Option(..., "--paper", "-p", help="paper slug"),
 
 @app.command()
 @handle_errors
-def claims(paper: str = typer.Argument(..., help="paper slug"),
-           as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+def claims(paper: Optional[str] = typer.Argument(None, help="paper slug"),
+           paper_opt: Optional[str] = typer.Option(None, "--paper", "-p", help="paper slug (same as the argument)"),
+           as_json: bool = typer.Option(False, "--json",
+                                        help="machine-readable output (bench/schemas/claims.schema.json)"),
            strict: bool = typer.Option(False, help="exit 1 if one of our verdicts is 'not confirmed'")) -> None:
-    """Each claim of the paper: confirmed / not confirmed / inconclusive / no data, on its numbers and ours."""
+    """Each claim of the paper, decided only on evidence: on its reported numbers and on ours, per scale."""
+    from rich.markup import escape
+
     from bench import claims as claims_mod
 
+    if paper and paper_opt and paper != paper_opt:
+        raise BenchError(f"two papers given ({paper!r} and --paper {paper_opt!r}); give one")
+    paper = paper or paper_opt
+    if not paper:
+        raise BenchError("give a paper slug: bench claims u-dit (or --paper u-dit); bench list shows them")
     check_paper(paper)
     problems: list[str] = []
     verdicts = claims_mod.evaluate(paper, _store(), problems)
@@ -207,17 +221,27 @@ def claims(paper: str = typer.Argument(..., help="paper slug"),
     if as_json:
         print_json([v.as_dict() for v in verdicts])
     else:
-        card = papers.card(paper)
-        texts = {c.id: c.text for c in card.claims}
-        t = Table(title=f"claims of {paper}")
-        for col in ("claim", "where", "verdict", "detail"):
-            t.add_column(col, overflow="fold")
-        colour = {"confirmed": "green", "not confirmed": "red", "inconclusive": "yellow", "no data": "dim"}
+        colour = {"confirmed": "green", "not confirmed": "red", "inconclusive": "yellow", "unverified": "magenta",
+                  "no evidence": "red", "no data": "dim"}
+
+        def say(indent: str, where: str, v: Any) -> None:
+            # soft_wrap: piped output keeps one verdict per line; escape: "[fd_digits ...]" is text, not markup
+            console.print(f"{indent}{escape(where)}  [{colour[v.verdict]}]{escape(v.label)}[/] - {escape(v.evidence)}",
+                          soft_wrap=True, highlight=False)
+
+        shown = None
         for v in verdicts:
-            t.add_row(f"{v.claim}: {texts.get(v.claim, '')}" if v.where == "paper" else "", v.where,
-                      f"[{colour[v.verdict]}]{v.verdict}[/]", v.detail)
-        console.print(t)
-    if strict and any(v.verdict == "not confirmed" and v.where != "paper" for v in verdicts):
+            if v.claim != shown:
+                shown = v.claim
+                console.print(f"{escape(v.claim)}: {escape(v.text)}", soft_wrap=True, highlight=False, style="bold")
+            say("  ", "paper" if v.source == "paper" else f"ours [{v.scale or 'no runs'}]", v)
+            # sub-results of a Holm family: name them by the setting keys that tell them apart
+            differ = [k for k in (v.results[0].setting if v.results else {})
+                      if len({str(r.setting.get(k)) for r in v.results}) > 1]
+            for sub in v.results:
+                keys = differ or list(sub.setting)
+                say("      ", sub.metric + " at " + ",".join(f"{k}={sub.setting.get(k)}" for k in keys), sub)
+    if strict and any(v.verdict == "not confirmed" and v.source == "ours" for v in verdicts):
         raise typer.Exit(1)
 
 
@@ -268,39 +292,60 @@ def diff(run_a: str = typer.Argument(...), run_b: str = typer.Argument(...),
 
 @app.command()
 @handle_errors
-def check(update: bool = typer.Option(False, "--update", help="rewrite results/reference from the newest runs"),
+def check(update: bool = typer.Option(False, "--update", help="merge the newest runs into results/reference and "
+                                                            "print the diff (old -> new per metric)"),
+          prune: bool = typer.Option(False, "--prune", help="with --update: drop reference entries and metrics "
+                                                            "that no run reports any more"),
+          allow_stale: bool = typer.Option(False, "--allow-stale", help="do not fail on stale results (spec "
+                                                                        "changed since the reference)"),
           paper: Optional[list[str]] = typer.Option(None, "--paper", "-p", help="only these papers"),
-          fmt: Fmt = typer.Option(Fmt.rich, "--format", "-f", help="rich | md | json"),
+          reference_dir: Optional[Path] = typer.Option(None, "--reference-dir",
+                                                       help="reference folder (default results/reference)"),
+          fmt: Fmt = typer.Option(Fmt.rich, "--format", "-f", help="rich | md | csv | json"),
           summary: Optional[Path] = typer.Option(None, help="also write the Markdown summary to this file")) -> None:
-    """CI gate: newest runs vs results/reference, direction-aware; exit 1 only on a regression."""
+    """CI gate: newest runs vs results/reference. Exit 1 on regressed, missing or stale (see README); exit 2 on an
+    unreadable reference or run record."""
     from bench import check as check_mod
 
     for p in paper or []:
         check_paper(p)
+    if fmt == Fmt.latex:
+        raise BenchError("bench check prints rich, md, csv or json (not latex)")
+    if prune and not update:
+        raise BenchError("--prune only makes sense with --update")
+    ref_dir = reference_dir or check_mod.REFERENCE_DIR
     if update:
-        for path in check_mod.update(_store(), papers=paper):
-            console.print(f"wrote {path}")
+        for upd in check_mod.update(_store(), ref_dir, papers=paper, prune=prune):
+            action = f"wrote {upd.path}" if upd.written else f"{upd.path} unchanged"
+            console.print(f"{upd.paper}: {action}", markup=False, highlight=False, soft_wrap=True)
+            for line in upd.changes:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    problems: list[str] = []
-    findings = check_mod.check(_store(), papers=paper, problems=problems)
-    _report_problems(problems)
-    md = check_mod.markdown(findings)
+    findings = check_mod.check(_store(), ref_dir, papers=paper, allow_stale=allow_stale)
     if summary:
-        summary.write_text(md)
+        summary.write_text(check_mod.markdown(findings, allow_stale))
     if fmt == Fmt.json:
         print_json([f.as_dict() for f in findings])
     elif fmt == Fmt.md:
-        sys.stdout.write(md)
+        sys.stdout.write(check_mod.markdown(findings, allow_stale))
+    elif fmt == Fmt.csv:
+        sys.stdout.write(check_mod.csv_text(findings))
     else:
-        colour = {"pass": "green", "regressed": "red", "improved": "cyan", "stale": "yellow", "missing": "magenta"}
-        t = Table(title="bench check")
+        from rich.text import Text
+
+        colour = {"pass": "green", "regressed": "red", "improved": "cyan", "stale": "yellow", "missing": "magenta",
+                  "new": "blue"}
+        t = Table(title="bench check", title_justify="left")
         for col in ("paper", "entry", "dataset", "metric", "setting", "outcome", "detail"):
             t.add_column(col, overflow="fold")
-        for f in findings:
-            t.add_row(f.paper, f.entry, f.dataset, f.metric, f.setting, f"[{colour[f.outcome]}]{f.outcome}[/]",
-                      f.detail)
-        console.print(t)
-    if any(f.outcome == "regressed" for f in findings):
+        for f in findings:  # Text cells: names and details are never parsed as rich markup
+            t.add_row(*(Text(v) for v in (f.paper, f.entry, f.dataset, f.metric, f.setting)),
+                      Text(f.outcome, style=colour.get(f.outcome, "")), Text(f.detail))
+        # Piped (CI logs, grep): one line per finding at full width instead of folding at 80 columns.
+        out = console if console.is_terminal else Console(width=100_000, highlight=False)
+        out.print(t)
+        out.print(check_mod.summary_line(findings, allow_stale), markup=False, highlight=False, soft_wrap=True)
+    if any(check_mod.fails(f, allow_stale) for f in findings):
         raise typer.Exit(1)
 
 

@@ -59,7 +59,8 @@ def test_udit_table_json_carries_reported_fid(store_root):
 def test_claims_and_check_run_without_any_runs(store_root, tmp_path):
     assert runner.invoke(app, ["claims", "lipt", "--json"]).exit_code == 0
     result = runner.invoke(app, ["check", "--format", "json"])
-    assert result.exit_code == 0  # missing runs are reported, never a regression
+    # a gate CI relies on: with no runs every referenced result is missing, and missing fails (exit 1)
+    assert result.exit_code == 1 and {f["outcome"] for f in json.loads(result.stdout)} == {"missing"}
 
 
 def test_score_folders_against_scikit_image(tmp_path):
