@@ -229,6 +229,26 @@ def evaluate_sr(model: nn.Module, items: Any, scale: int, handle: Any, seed: int
             "gmacs_mean": math.fsum(r["gmacs"] for r in rows) / len(rows)}
 
 
+def bicubic_reference(items: Any, scale: int, dialect: str = "psnr_y@matlab") -> dict[str, Any]:
+    """``dialect`` of MATLAB-bicubic upscaling (bench.data.imresize, uint8 like MATLAB on uint8 input) of the
+    items' own LR images against their HR, crop = scale: the trivial baseline an SR model has to beat.
+    Returns {"value": mean, "per_item": [...], "n"}."""
+    from bench.data.imresize import imresize
+    from bench.metrics import compute
+
+    if len(items) == 0:
+        raise BenchError("bicubic reference: no test images")
+    preds, targets = [], []
+    for i in range(len(items)):
+        item = items[i]
+        preds.append(imresize(item["lr"], float(scale)))
+        targets.append(item["hr"])
+    result = compute(dialect, preds=preds, targets=targets, crop_border=scale, float_range=255.0,
+                     self_ensemble=False)
+    per_item = [float(v) for v in result.per_item]
+    return {"value": math.fsum(per_item) / len(per_item), "per_item": per_item, "n": len(per_item)}
+
+
 # -------------------------------------------------------------------------------------------------- profiling
 def count_macs_meta(model: nn.Module, input_shape: Sequence[int]) -> int:
     """MACs of one forward at ``input_shape`` counted on the meta device (no memory, no arithmetic)."""

@@ -6,10 +6,13 @@ evaluated on whole images with ``psnr_y@matlab`` / ``ssim_y@matlab`` (crop = sca
 like BasicSR's tensor2img; LIPT's own train.py only clamps: see the card's limits), one row per image.
 
 Scales
-* smoke: the embedded ``photos`` set (bench.data.smoke): random 16x16 LR patches (HR 32 at x2, 64 at x4) of
-  the 12 full-size train photos with their MATLAB-bicubic LR, batch 8, 100 Adam steps (lr 4e-3, one
-  intra-op thread); tested on the 8 held-out photos at 128x128 HR (full size would cost minutes on CPU).
-  Tiny configs of the real architectures, x2 and x4. Stands for Set5/Set14/B100/Urban100/Manga109.
+* smoke: the embedded ``photos`` set (bench.data.smoke): 400 Adam steps (lr 1e-2 with warm-up + cosine, grad clip
+  1, one intra-op thread) of batch 4 random 12x12 LR patches of the 12 train photos at 128x128 HR (like the
+  test split) with their MATLAB-bicubic LR; tested on the 8 held-out photos at 128x128 HR (full size would
+  cost minutes on CPU). Tiny configs of the real architectures, x2 and x4 (x3 is left out for the budget).
+  Stands for Set5/Set14/B100/Urban100/Manga109 and for the claims' x2 and x4 settings.
+* every scale records the sanity metric ``psnr_gain_y@bicubic`` (the model's psnr_y@matlab minus MATLAB
+  bicubic's on the same LR inputs and crop) with its floor, 0 dB (bench/sanity.py).
 * small: the paper's architectures, x2 and x4, on the first 100 DIV2K train images with a 2,000-step
   schedule (the paper's milestones scaled), tested on the five benchmark sets (needs --data-root).
 * paper: each model's official DIV2K schedule (named configs below, with their sources), x2/x3/x4, tested
@@ -29,7 +32,7 @@ from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError, load_target
 from bench.spec import RunSpec, canonical_json
 
-VERSION = 1
+VERSION = 2
 PAPER = "lipt"
 METRICS = ["psnr_y@matlab", "ssim_y@matlab"]
 BENCHMARKS = ["set5", "set14", "b100", "urban100", "manga109"]
@@ -55,35 +58,59 @@ ENTRIES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # attention map), Tiny is narrower and has one block (in the paper it is narrower and shallower too).
     "lipt-tiny": ("lipt", {"variant": PAPER_TINY_VARIANT}, {"variant": "smoke", "channels": 8, "sub_blocks": 2}),
     "lipt-small": ("lipt", {"variant": "small"}, {"variant": "smoke"}),
-    "swinir-light": ("swinir-light", {"variant": "light"}, {"variant": "tiny"}),
+    # SwinIR at width 18, not its "tiny" 12: at 12 it did not clear bicubic at x4 within the smoke budget
+    # (+0.00/+0.09/+0.13 dB over three init seeds), at 18 it does (+0.25/+0.30; x2 +0.34). 18 also brings the
+    # LIPT-Small/SwinIR parameter ratio (66k/29k = 2.3 at x4) near the paper's (2.33M/0.88M = 2.65 at x2).
+    "swinir-light": ("swinir-light", {"variant": "light"}, {"variant": "tiny", "embed_dim": 18}),
     "elan-light": ("elan-light", {"variant": "light"}, {"variant": "tiny"}),
     "edsr-baseline": ("edsr-baseline", {"variant": "baseline"}, {"variant": "tiny"}),
     "imdn": ("imdn", {"variant": "imdn"}, {"variant": "tiny"}),
 }
 
 # Keys of a spec's ``train`` that are not bench.train.TrainConfig fields.
-DATA_KEYS = ("config", "source", "train_set", "train_subset", "hr_patch", "lr_patch", "repeat", "loss", "augment",
-             "preload", "share_training", "threads", "notes")
+DATA_KEYS = ("config", "source", "train_set", "train_subset", "train_hr_size", "hr_patch", "lr_patch", "repeat",
+             "loss", "augment", "preload", "share_training", "threads", "notes")
 
 SMOKE: dict[str, Any] = {
     "sr_scales": (2, 4),
     "seeds": [0],
     "test_hr_size": 128,
-    # 100 steps: the whole smoke plan (6 entries x 2 scales) must fit in 3 minutes on 2 CPU cores, and the
-    # training-time LIPT (six-branch re-parameterisable convs + BN) costs 0.33-0.38 s per step at batch 8 on one
-    # core (Tiny's one block 0.10-0.12 s). Measured: the 12 runs take 2m25s of CPU time in all (about the wall
-    # time of an idle 2-core machine with one thread), 3m48s of wall time on a 2-core box at load average 5.
-    # lr 4e-3 (the papers use 1e-4..2e-4 for 10^5..10^6 steps): measured at x2 over 1e-3/2e-3/4e-3/8e-3, it is
-    # the largest rate that helped every model (1e-3 left all of them 2-6 dB below bicubic after 100 steps).
-    "train": {"config": "smoke", "train_set": "photos/train (full-size photos, MATLAB-bicubic LR)",
-              "lr_patch": 16, "repeat": 80, "batch_size": 8, "steps": 100, "optimizer": "adam", "lr": 4e-3,
-              "schedule": "cosine", "min_lr": 1e-5, "loss": "l1", "augment": "hflip+vflip+transpose",
-              "preload": True, "num_workers": 0, "ckpt_every": 50, "log_every": 10, "share_training": False,
+    # Version 2 (issue 23): at version 1 (100 steps of 16x16 LR patches of the full-size photos, lr 4e-3) every
+    # model stayed 0.5-3.7 dB BELOW bicubic, so the smoke comparison compared models that had not learned SR.
+    # What made them learn within the budget (measured one model at a time, one thread, x2 and x4):
+    # * train on the train photos at the test photos' resolution (centre square, MATLAB-bicubic to 128x128
+    #   HR, like the test split): the full-size photos are mostly smooth at pixel level, the 128-px test photos
+    #   are dense in detail, and a model fit to the former loses to bicubic on the latter (IMDN x2, 300 steps:
+    #   -1.00 dB on full-size patches, -0.31 at 128 px, +0.28 with the lr below);
+    # * lr 1e-2 (30 warm-up steps, cosine to 1e-5) for every entry: at lower rates the steps are too few (IMDN
+    #   x2 at 300 steps: -2.0 dB at 2e-3, +0.28 at 1e-2); at 2e-2 (batch 4) LIPT-Small x2 fell to 27.3 dB and
+    #   SwinIR x2 to 30.7, and EDSR x4 swung between +0.23 and -0.19 dB over two init seeds;
+    # * grad-norm clipping at 1.0, which keeps lr 1e-2 stable at x4 (EDSR x4: -0.58 dB without, +0.39 with);
+    # * many cheap steps: 400 steps of batch 4 on 12x12 LR patches beat 300 steps of batch 8 at the same CPU
+    #   time (worst entry +0.06 -> +0.14 dB at x4, +0.08 -> +0.28 at x2; SwinIR and LIPT-Tiny are the slow
+    #   learners). A LIPT step is dominated by its many small ops, so halving the batch costs ~25% less, not 50%.
+    # Measured: the whole `bench reproduce lipt` (12 runs, evaluation included) takes 119 s of one thread's CPU
+    # time (192 s wall on a shared 2-core box at load average 5); every entry clears bicubic at x2 and x4.
+    # The budget is the same for every entry (steps, batch, patch, schedule); only the tiny widths/depths differ.
+    "train": {"config": "smoke", "train_set": "photos/train at 128x128 HR (as the test split), MATLAB-bicubic LR",
+              "train_hr_size": 128, "lr_patch": 12, "repeat": 100, "batch_size": 4, "steps": 400,
+              "optimizer": "adam", "lr": 1e-2, "warmup_steps": 30, "schedule": "cosine", "min_lr": 1e-5,
+              "grad_clip": 1.0, "loss": "l1", "augment": "hflip+vflip+transpose",
+              "preload": True, "num_workers": 0, "ckpt_every": 100, "log_every": 10, "share_training": False,
               # One intra-op thread: the tensors are tiny, so a second thread gains little on an idle 2-core
               # machine and costs 10-30x when the cores are shared (measured: 0.7 s vs 11.5 s per LIPT step
               # on a loaded 2-core box); it also keeps smoke numbers independent of the core count.
               "threads": 1},
 }
+
+# The sanity floor (bench/sanity.py, issue 23): a model must beat MATLAB-bicubic upscaling of its own LR inputs
+# on the same images and crop. Bicubic is what every SR paper's tables start from; a learned SR model that
+# does not beat it has not learned SR, whatever it scores against another model.
+SANITY_METRIC = "psnr_gain_y@bicubic"
+SANITY_FLOOR_DB = 0.0
+SANITY_NOTE = ("strictly above MATLAB bicubic: an SR network that does not beat the interpolation it is trained "
+               "to improve on has not learned SR; no margin, since the tiny smoke models' gains are a few "
+               "tenths of a dB")
 
 
 def _epoch_schedule(iters_per_epoch: int, epochs: int, decay_epochs: list[int]) -> dict[str, Any]:
@@ -155,10 +182,20 @@ def _stands_for() -> dict[str, Any]:
     return {"dataset": list(BENCHMARKS), "metrics": {m: m for m in METRICS}}
 
 
+def _smoke_stands_for() -> dict[str, Any]:
+    # Why this is honest: the claims' setting is only the SR factor, and a smoke run at x2 (x4) is an x2 (x4)
+    # SR run under the paper's own protocol: MATLAB-bicubic LR, psnr_y@matlab with crop = scale, single pass.
+    # What differs (tiny widths, 400 steps, embedded photos) is what the smoke badge already declares, and it
+    # is the same for every entry. x3 is not run at smoke, so nothing stands for the x3 claim.
+    return {**_stands_for(),
+            "settings": [{"paper": {"sr_scale": s}, "ours": {"sr_scale": s}} for s in SMOKE["sr_scales"]]}
+
+
 def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
     if scale == "smoke":
         return [RunSpec(paper=PAPER, entry=entry, impl=impl, args=dict(smoke_args), dataset="photos", split="test",
-                        stands_for=_stands_for(), metrics=list(METRICS), scale="smoke", seeds=list(SMOKE["seeds"]),
+                        stands_for=_smoke_stands_for(), metrics=list(METRICS), scale="smoke",
+                        seeds=list(SMOKE["seeds"]),
                         train=dict(SMOKE["train"]), sampler=_sampler(SMOKE["test_hr_size"]),
                         setting={"sr_scale": s}, recipe_version=VERSION)
                 for entry, (impl, _, smoke_args) in ENTRIES.items() for s in SMOKE["sr_scales"]]
@@ -221,11 +258,12 @@ class _FirstN:
 
 
 @cache
-def _smoke_train_source(s: int):
-    """The full-size train photos with their MATLAB-bicubic LR (about a second per scale: built once)."""
+def _smoke_train_source(s: int, hr_size: int | None):
+    """The train photos (``hr_size`` x ``hr_size`` like the test split, or full size when None) with their
+    MATLAB-bicubic LR (about a second per scale: built once)."""
     from bench.data.formats import open_dataset
 
-    return open_dataset("photos", "train", None, scale=s)
+    return open_dataset("photos", "train", None, scale=s, size=hr_size)
 
 
 def _lr_patch(train: dict[str, Any], s: int) -> int:
@@ -239,7 +277,8 @@ def training_set(spec: RunSpec, ctx: RunContext, s: int):
     from baselines.sr.train_eval import SRPatchDataset
 
     train = spec.train
-    source = _smoke_train_source(s) if spec.scale == "smoke" else _open("div2k", "train", ctx, scale=s)
+    source = (_smoke_train_source(s, train.get("train_hr_size")) if spec.scale == "smoke"
+              else _open("div2k", "train", ctx, scale=s))
     fingerprint = source.fingerprint()
     if train.get("train_subset"):
         source = _FirstN(source, train["train_subset"])
@@ -301,7 +340,7 @@ def trained_model(spec: RunSpec, seed: int, ctx: RunContext):
         if not final.exists():
             require_layout(load_dataset_card("div2k"), ctx.data_root, "train")
         require_layout(load_dataset_card(spec.dataset), ctx.data_root, spec.split)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     facts: dict[str, Any] = {"train_dir": str(out), "train_steps": cfg.steps}
     if final.exists():  # finished earlier (another test set of the same training, or a resumed run)
         load_for_eval(model, final)
@@ -315,6 +354,9 @@ def trained_model(spec: RunSpec, seed: int, ctx: RunContext):
         if result.last_log:
             facts["train_last_loss"] = result.last_log.get("loss")
     facts["train_wall_s"] = time.perf_counter() - t0
+    # CPU time of this process (all its threads): what the smoke budget is stated in, unlike wall time on a
+    # shared machine
+    facts["train_cpu_s"] = time.process_time() - c0
     facts["checkpoint"] = str(final)
     return model, facts
 
@@ -338,11 +380,11 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     net = inference_model(model.to(ctx.device)).to(ctx.device)
     deployed = net is not model
     test = evaluation_set(spec, ctx, s)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ev = evaluate_sr(net, test, s, ctx.handle, seed, f"{spec.dataset}-x{s}", device=ctx.device,
                      self_ensemble=bool(spec.sampler.get("self_ensemble", False)),
                      chunk=int(spec.sampler.get("eval_chunk", 8)), log=ctx.log)
-    eval_wall = time.perf_counter() - t0
+    eval_wall, eval_cpu = time.perf_counter() - t0, time.process_time() - c0
     extra = {
         "self_ensemble": bool(spec.sampler.get("self_ensemble", False)),
         "crop_border": s,
@@ -357,6 +399,7 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     setting = {"sr_scale": s}
     metrics = [metric_record(d, ev["metrics"][d], ev["n"], setting, {**ev["protocol"][d], **extra})
                for d in METRICS]
+    metrics.append(sanity_metric(ev, test, s, extra))
     cost: dict[str, Any] = {
         "params_m": count_params(net) / 1e6,
         "gmacs": ev["gmacs_mean"],
@@ -365,6 +408,8 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
         "train_steps": facts["train_steps"],
         "train_wall_s": facts["train_wall_s"],
         "eval_wall_s": eval_wall,
+        "train_cpu_s": facts["train_cpu_s"],
+        "eval_cpu_s": eval_cpu,
     }
     if deployed:
         cost["params_m_training"] = count_params(model) / 1e6
@@ -387,6 +432,25 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
         if key in facts:
             provenance[key] = facts[key]
     return SeedResult(metrics=metrics, cost=cost, provenance=provenance)
+
+
+def sanity_metric(ev: dict[str, Any], test: Any, s: int, protocol: dict[str, Any]) -> dict[str, Any]:
+    """psnr_gain_y@bicubic: the model's psnr_y@matlab minus MATLAB bicubic's on the same LR inputs and crop."""
+    from baselines.sr.train_eval import bicubic_reference
+    from bench.sanity import sanity_record
+
+    bicubic = bicubic_reference(test, s)
+    if bicubic["n"] != ev["n"]:
+        raise BenchError(f"sanity floor: bicubic saw {bicubic['n']} images, the model {ev['n']}")
+    gain = ev["metrics"]["psnr_y@matlab"] - bicubic["value"]
+    return sanity_record(SANITY_METRIC, gain, ev["n"], floor=SANITY_FLOOR_DB,
+                         trivial="MATLAB-bicubic upscaling of the same LR inputs (bench.data.imresize), "
+                                 "psnr_y@matlab, crop = scale",
+                         trivial_value=bicubic["value"], note=SANITY_NOTE, setting={"sr_scale": s},
+                         protocol={"model_psnr_y": ev["metrics"]["psnr_y@matlab"],
+                                   "bicubic_psnr_y": bicubic["value"], "crop_border": s,
+                                   "lr_source": protocol.get("lr_source"),
+                                   "self_ensemble": protocol.get("self_ensemble")})
 
 
 # ----------------------------------------------------------------------------------------------- profile

@@ -52,10 +52,24 @@ def test_smoke_plan_has_every_entry_at_x2_and_x4_on_photos():
     for s in specs:
         assert (s.dataset, s.split, s.scale, s.seeds) == ("photos", "test", "smoke", [0])
         assert s.stands_for == {"dataset": FIVE, "metrics": {"psnr_y@matlab": "psnr_y@matlab",
-                                                             "ssim_y@matlab": "ssim_y@matlab"}}
+                                                             "ssim_y@matlab": "ssim_y@matlab"},
+                                "settings": [{"paper": {"sr_scale": 2}, "ours": {"sr_scale": 2}},
+                                             {"paper": {"sr_scale": 4}, "ours": {"sr_scale": 4}}]}
         assert s.metrics == ["psnr_y@matlab", "ssim_y@matlab"] and s.sampler["self_ensemble"] is False
-        assert (s.train["loss"], s.train["optimizer"], s.train["batch_size"]) == ("l1", "adam", 8)
+        assert (s.train["loss"], s.train["optimizer"], s.train["batch_size"]) == ("l1", "adam", 4)
         assert s.train["threads"] == 1 and not s.train["share_training"]
+    # one budget for every entry: the same training config
+    assert len({json.dumps(s.train, sort_keys=True) for s in specs}) == 1
+
+
+def test_smoke_claims_match_our_x2_and_x4_records_only():
+    from bench.claims import match_setting
+
+    spec = recipe.plan(None, "smoke", None)[0]
+    mappings = spec.stands_for["settings"]
+    for k in (2, 4):
+        assert match_setting({"sr_scale": k}, {"sr_scale": k}, mappings)[0]
+        assert not match_setting({"sr_scale": 3}, {"sr_scale": k}, mappings)[0]  # no x3 run stands for x3
 
 
 def test_implementations_are_the_registered_targets():
@@ -215,6 +229,54 @@ def test_evaluation_rows_match_skimage_and_resume_from_shards(tmp_path):
     assert Nearest.calls == calls and again["metrics"] == out["metrics"]  # all shards done: no forward
 
 
+@pytest.mark.parametrize("s", [2, 4])
+def test_bicubic_reference_is_matlab_bicubic_psnr_y_computed_directly(s):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from baselines.sr.train_eval import bicubic_reference
+    from bench.data.imresize import imresize
+    from bench.data.smoke import photo_pairs
+
+    pairs = photo_pairs("test", s, 48)
+    items = [{"hr": hr, "lr": lr} for hr, lr in pairs]
+    ref = bicubic_reference(items, s)
+    expected = []
+    for hr, lr in pairs:
+        up = imresize(lr, float(s))  # MATLAB imresize(lr, s, 'bicubic') on uint8: a uint8 image
+        assert up.dtype == np.uint8 and up.shape == hr.shape
+        c = slice(s, -s)
+        expected.append(peak_signal_noise_ratio(_y_matlab(hr)[c, c], _y_matlab(up)[c, c], data_range=255))
+    assert ref["n"] == len(pairs) and ref["per_item"] == pytest.approx(expected, abs=1e-9)
+    assert ref["value"] == pytest.approx(np.mean(expected), abs=1e-9)
+
+
+def test_seed_record_carries_the_gain_over_bicubic_and_flags_a_model_that_did_not_learn(tmp_path, monkeypatch):
+    from baselines.sr.train_eval import bicubic_reference
+    from bench.sanity import FAILED, run_sanity
+
+    class Nearest(nn.Module):  # pixel replication: worse than bicubic on photos, i.e. "did not learn"
+        rgb_range = 255.0
+
+        def forward(self, x):
+            return F.interpolate(x, scale_factor=4, mode="nearest")
+
+    spec = next(x for x in recipe.plan(None, "smoke", None)
+                if x.entry == "edsr-baseline" and x.setting["sr_scale"] == 4)
+    facts = {"train_steps": 0, "train_wall_s": 0.0, "train_cpu_s": 0.0, "checkpoint": str(tmp_path / "none.pt"),
+             "train_dir": str(tmp_path)}
+    monkeypatch.setattr(recipe, "trained_model", lambda *a: (Nearest(), facts))
+    ctx = _ctx(tmp_path, spec)
+    out = recipe.run_seed(spec, 0, ctx)
+    records = {m["metric"]: m for m in out.metrics}
+    gain = records["psnr_gain_y@bicubic"]
+    test = recipe.evaluation_set(spec, ctx, 4)
+    bicubic = bicubic_reference(test, 4)["value"]
+    assert gain["floor"]["value"] == 0.0 and gain["floor"]["trivial_value"] == pytest.approx(bicubic, abs=1e-12)
+    assert gain["value"] == pytest.approx(records["psnr_y@matlab"]["value"] - bicubic, abs=1e-12)
+    assert gain["setting"] == {"sr_scale": 4} and gain["n"] == len(test) == records["psnr_y@matlab"]["n"]
+    assert gain["value"] < 0 and run_sanity({"metrics": out.metrics}).status == FAILED
+
+
 def test_profile_counts_params_and_macs_of_edsr_tiny_by_hand():
     (row,) = recipe.profile(scale="smoke", entries=["edsr-baseline"], repeats=2)
     c, hw = 16, 64 * 64
@@ -237,7 +299,7 @@ def test_profile_counts_params_and_macs_of_edsr_tiny_by_hand():
 @pytest.mark.slow
 def test_reduced_smoke_reproduction_records_and_resumes(lipt_paper, store_root):
     picked = {("lipt-small", 2), ("lipt-small", 4), ("edsr-baseline", 2)}
-    specs = [s.with_overrides(train={**s.train, "steps": 4, "ckpt_every": 2})
+    specs = [s.with_overrides(train={**s.train, "steps": 4, "warmup_steps": 1, "ckpt_every": 2})
              for s in runner.plan(lipt_paper, "smoke") if (s.entry, s.setting["sr_scale"]) in picked]
     store = Store(store_root)
     results = {(s.entry, s.setting["sr_scale"]): runner.execute(s, store, log=lambda m: None).result for s in specs}
@@ -247,7 +309,8 @@ def test_reduced_smoke_reproduction_records_and_resumes(lipt_paper, store_root):
         result = results[key]
         assert result["status"] == "complete"
         values = {m["metric"]: m for m in result["metrics"]}
-        assert set(values) == {"psnr_y@matlab", "ssim_y@matlab"}
+        assert set(values) == {"psnr_y@matlab", "ssim_y@matlab", "psnr_gain_y@bicubic"}
+        assert values["psnr_gain_y@bicubic"]["floor"]["value"] == 0.0
         for m in values.values():
             assert m["setting"] == {"sr_scale": key[1]} and m["n"] == n_photos and math.isfinite(m["value"])
             assert m["protocol"]["crop_border"] == key[1] and m["protocol"]["self_ensemble"] is False
