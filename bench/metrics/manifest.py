@@ -150,6 +150,12 @@ DIALECTS: dict[str, dict[str, Any]] = {
                                    protocol="rouge_l@rouge-score of the teacher minus that of the student trained from "
                                             "scratch (SFT) on the same data: the knowledge there is to distil",
                                    target=None, tolerance={"abs": 0.01}),
+    "digits_is@digits-cnn": dict(direction="higher", unit="", family="sanity",
+                                 protocol="Inception Score of unconditional samples with bench's own digits classifier: "
+                                          "exp(mean KL(p(y|x) || mean p(y|x))); 1 for identical or unrecognisable "
+                                          "samples, 10 for confident samples spread evenly over the ten digits "
+                                          "(methods/qac/sanity.py; the floor's trivial generators are recorded)",
+                                 target=None, tolerance={"abs": 0.01}),
     # --- cost (never gated on shared CPU runners) ---------------------------------------------------
     "params_m": dict(direction="none", unit="M", family="cost", protocol="trainable parameters / 1e6 (deployed form "
                      "where a model re-parameterises)", target="bench.profile:count_params"),

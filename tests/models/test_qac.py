@@ -148,3 +148,73 @@ def test_channel_injection_needs_a_songunet():
     assert build_qac(factory, QACConfig(code_dim=2, encoder_widths=(4,))).denoiser.model.map_cond is not None
     with pytest.raises(BenchError, match="inject='channels' is not supported"):
         build_qac(factory, QACConfig(code_dim=2, encoder_widths=(4,), inject="channels"))
+
+
+# ------------------------------------------------------------------------------------------------- sanity floor
+def test_digits_inception_score_matches_scipy_kl():
+    """IS = exp(mean KL(p(y|x) || p(y))): checked against scipy's KL and a hand calculation."""
+    import numpy as np
+    from scipy.stats import entropy
+
+    from methods.qac.sanity import inception_score
+
+    # Two confident samples of two different classes: KL = ln 2 each, IS = 2 (hand calculation).
+    assert inception_score(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(2.0)
+    # Identical rows (the mean-image generator): the marginal equals every row, IS = 1.
+    assert inception_score(np.tile([[0.1, 0.7, 0.2]], (5, 1))) == pytest.approx(1.0)
+    # Hand: rows (0.8, 0.2), (0.2, 0.8), marginal (0.5, 0.5): KL = 0.8 ln 1.6 + 0.2 ln 0.4 = 0.192745.
+    assert inception_score(np.array([[0.8, 0.2], [0.2, 0.8]])) == pytest.approx(math.exp(0.192745), abs=1e-6)
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(10, 0.3), size=50)
+    p[0, 3] = 0.0  # a zero probability contributes 0 log 0 = 0
+    p[0] /= p[0].sum()
+    expected = math.exp(np.mean([entropy(row, p.mean(axis=0)) for row in p]))
+    assert inception_score(p) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError):
+        inception_score(np.zeros((0, 10)))
+
+
+def test_floor_is_halfway_from_the_best_trivial_generator_to_the_data():
+    """floor_reference with a stand-in classifier whose probabilities are hand-set per generator."""
+    import numpy as np
+
+    from methods.qac.sanity import floor_reference, halfway_floor, trivial_generators
+
+    real = np.random.default_rng(1).integers(0, 256, (40, 1, 4, 4)).astype(np.uint8)
+    gens = trivial_generators(real, 6, seed=3)
+    assert set(gens) == {"mean-image", "pixel-gaussian", "shuffled-pixels", "uniform-noise"}
+    assert all(g.shape == (6, 1, 4, 4) and g.dtype == np.uint8 for g in gens.values())
+    assert (gens["mean-image"] == np.round(real.astype(float).mean(0))).all()
+    # shuffled pixels keep each digit's ink: every sample's sorted pixels are some training image's
+    sorted_real = {tuple(np.sort(r.ravel())) for r in real}
+    assert all(tuple(np.sort(s.ravel())) in sorted_real for s in gens["shuffled-pixels"])
+
+    def probabilities(images):
+        # confident and spread over 2 classes (IS 2) for the data, half of that spread for noise, one class else
+        n = len(images)
+        if images is gens["uniform-noise"] or np.array_equal(images, gens["uniform-noise"]):
+            return np.tile([[0.8, 0.2], [0.2, 0.8]], (n // 2, 1))
+        if any(np.array_equal(images, g) for g in gens.values()):
+            return np.tile([[1.0, 0.0]], (n, 1))
+        return np.tile([[1.0, 0.0], [0.0, 1.0]], (n // 2, 1))
+
+    ref = floor_reference(real, 6, seed=3, probabilities=probabilities)
+    assert ref["best_trivial"] == "uniform-noise"
+    assert ref["trivial_value"] == pytest.approx(math.exp(0.192745), abs=1e-6)
+    assert ref["trivial"]["mean-image"] == pytest.approx(1.0)
+    assert ref["data_value"] == pytest.approx(2.0)
+    assert ref["floor"] == pytest.approx((math.exp(0.192745) + 2.0) / 2, abs=1e-6)
+    assert halfway_floor(2.0, 8.0) == 5.0
+
+
+def test_trivial_generators_stay_below_the_floor_on_the_real_classifier():
+    """On bench's digits classifier, every trivial generator scores below the floor and the data above it."""
+    from bench.data.smoke import digits
+    from bench.metrics.offline_fd import digits_probabilities
+    from methods.qac.sanity import floor_reference
+
+    real, _ = digits("train")
+    ref = floor_reference(real, 256, seed=0, probabilities=digits_probabilities)
+    assert ref["trivial"]["mean-image"] == pytest.approx(1.0)
+    assert max(ref["trivial"].values()) < ref["floor"] < ref["data_value"]
+    assert ref["data_value"] > 7.0  # the training digits are recognised confidently and cover the classes

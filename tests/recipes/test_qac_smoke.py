@@ -1,9 +1,10 @@
 """End-to-end smoke reproduction of QAC through bench.runner.execute with a private run store: both entries
 (EDM, EDM + quantized condition encoder) are trained with bench.train on the embedded digits and scored with
-fd_digits per (NFE, solver) setting; a removed seed record is recomputed from the stored shards and checkpoint.
+fd_digits per (NFE, solver) setting, with the digits_is@digits-cnn sanity floor on the sanity setting; a removed
+seed record is recomputed from the stored shards and checkpoint.
 
 The schedule is shortened here (100 steps, 3 settings, 64 samples) to keep the test fast; the real smoke plan
-is the same code with SMOKE_TRAIN / SMOKE_SAMPLER (its wall time and numbers are in the recipe's report)."""
+is the same code with SMOKE_TRAIN / SMOKE_SAMPLER (its CPU time and numbers are in the recipe's comments)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from bench import papers, runner
+from bench.sanity import run_sanity
 from bench.store import Store
 from methods.qac import recipe
 
@@ -35,9 +37,16 @@ def test_smoke_plan_is_the_documented_grid(qac_paper):
     assert [s.entry for s in specs] == ["edm", "qac"]
     for spec in specs:
         assert spec.dataset == "digits" and spec.metrics == ["fd_digits"]
-        assert spec.stands_for == {"dataset": "cifar10", "metrics": {"fd_digits": "fid@edm"}}
+        assert spec.stands_for["dataset"] == "cifar10" and spec.stands_for["metrics"] == {"fd_digits": "fid@edm"}
         nfes = sorted({s["nfe"] for s in recipe.settings(spec.sampler)})
         assert nfes == [4, 6, 8, 12, 18, 35]
+        # the claims' {nfe: 6}: sampled with every single-call-per-step solver, each declared as standing for it
+        at_six = sorted(s["solver"] for s in recipe.settings(spec.sampler) if s["nfe"] == 6)
+        assert at_six == ["dpmpp2m", "euler", "ipndm"]
+        assert spec.stands_for["settings"] == [{"paper": {"nfe": 6}, "ours": {"nfe": 6, "solver": s}}
+                                               for s in ("dpmpp2m", "euler", "ipndm")]
+        assert spec.sampler["sanity"] in recipe.settings(spec.sampler)
+        assert spec.train["threads"] == 1 and spec.args["network"]["label_dim"] == 0  # unconditional, like edm
     assert specs[0].train == specs[1].train and specs[0].sampler == specs[1].sampler  # same budget for both
     paper = runner.plan(qac_paper, "paper")
     assert {(s.entry, s.dataset) for s in paper} == {("edm", d) for d in recipe.PAPER_DATASETS} | {
@@ -50,7 +59,7 @@ def test_smoke_plan_is_the_documented_grid(qac_paper):
 def test_smoke_reproduction_runs_both_entries_and_resumes(qac_paper, store_root):
     short_train = dict(recipe.SMOKE_TRAIN, total_kimg=3.2)  # 100 steps
     short_sampler = dict(recipe.SMOKE_SAMPLER, grid={"dpmpp2m": [4, 6], "heun": [5]}, num_samples=64,
-                         batch_size=64)
+                         batch_size=64, sanity={"nfe": 5, "solver": "heun"})
     specs = [s.with_overrides(train=short_train, sampler=short_sampler) for s in runner.plan(qac_paper, "smoke")]
     store = Store(store_root)
     t0 = time.perf_counter()
@@ -58,11 +67,21 @@ def test_smoke_reproduction_runs_both_entries_and_resumes(qac_paper, store_root)
     print(f"shortened smoke wall time {time.perf_counter() - t0:.1f} s")
     for entry, result in results.items():
         assert result["status"] == "complete", entry
-        settings = {(m["setting"]["solver"], m["setting"]["nfe"]): m["value"] for m in result["metrics"]}
+        fd = [m for m in result["metrics"] if m["metric"] == "fd_digits"]
+        settings = {(m["setting"]["solver"], m["setting"]["nfe"]): m["value"] for m in fd}
         print(entry, settings, result["cost"])
         assert set(settings) == {("dpmpp2m", 4), ("dpmpp2m", 6), ("heun", 5)}
         assert all(math.isfinite(v) and v > 0 for v in settings.values())
-        assert all(m["metric"] == "fd_digits" and m["n"] == 64 for m in result["metrics"])
+        assert all(m["n"] == 64 for m in fd)
+        # the sanity metric, with its floor, on the sanity setting's samples
+        (sane,) = [m for m in result["metrics"] if m["metric"] == "digits_is@digits-cnn"]
+        assert len(result["metrics"]) == 4 and sane["setting"] == {"nfe": 5, "solver": "heun"} and sane["n"] == 64
+        floor = sane["floor"]
+        trivial = sane["protocol"]["trivial_scores"]
+        assert floor["trivial"] == max(trivial, key=trivial.get) and floor["trivial_value"] == trivial[floor["trivial"]]
+        assert floor["value"] == pytest.approx((floor["trivial_value"] + sane["protocol"]["data_score"]) / 2)
+        assert 1.0 <= sane["value"] <= 10.0
+        assert run_sanity(result).checks[0]["passed"] == (sane["value"] > floor["value"])
         assert result["provenance"]["checkpoint_sha256"] and result["provenance"]["dataset_fingerprint"]
         assert result["provenance"]["train_steps"] == 100
     qac_cost = results["qac"]["cost"]
@@ -77,8 +96,9 @@ def test_smoke_reproduction_runs_both_entries_and_resumes(qac_paper, store_root)
     t1 = time.perf_counter()
     again = runner.execute(specs[1], store, log=print, show_progress=False).result
     assert time.perf_counter() - t1 < 0.5 * (time.perf_counter() - t0)
-    before = {(m["setting"]["solver"], m["setting"]["nfe"]): m["value"] for m in results["qac"]["metrics"]}
-    after = {(m["setting"]["solver"], m["setting"]["nfe"]): m["value"] for m in again["metrics"]}
+    before = {(m["metric"], m["setting"]["solver"], m["setting"]["nfe"]): m["value"]
+              for m in results["qac"]["metrics"]}
+    after = {(m["metric"], m["setting"]["solver"], m["setting"]["nfe"]): m["value"] for m in again["metrics"]}
     assert after == before
 
 
