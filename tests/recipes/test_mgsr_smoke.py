@@ -1,7 +1,10 @@
 """End-to-end smoke reproduction of MGSR through bench.runner.execute with a private run store: the teacher is
 fine-tuned once per seed and shared, SFT and MGSR distil from it (MGSR from the shared SFT-initialised student),
-every entry is selected on the validation split and scored through the lm-eval task; a removed seed record is
-recomputed from the stored evaluation shards and the training checkpoint without re-running either.
+every entry is selected on the validation split and scored through the lm-eval task; every record carries its
+sanity metric (students: ROUGE-L gain over the untrained student; teacher: margin over the sft entry, the scratch
+student) with its floor; a removed seed record is recomputed from the stored evaluation shards and the training
+checkpoint without re-running either. Whether the shortened runs clear their floors is not asserted (a few steps
+learn nothing); the full smoke's numbers are in methods/mgsr/recipe.py.
 
 The schedules are shortened here (a few steps) to keep the test fast; the real smoke plan is the same code
 with methods/mgsr/recipe.py SMOKE (its wall time and numbers are in the recipe's report)."""
@@ -12,9 +15,17 @@ import time
 
 import pytest
 
+from baselines.llm_kd.pipeline import folder_sha256
 from bench import papers, runner
+from bench.sanity import FAILED, PASSED, run_sanity
 from bench.store import Store
 from methods.mgsr import recipe
+
+
+def _metric(result, name):
+    """The run's metric record `name` ("sanity": the one carrying a floor)."""
+    (found,) = [m for m in result["metrics"] if ("floor" in m if name == "sanity" else m["metric"] == name)]
+    return found
 
 
 @pytest.fixture()
@@ -64,7 +75,8 @@ def test_smoke_reproduction_shares_the_teacher_and_resumes(mgsr_paper, store_roo
     print(f"shortened smoke wall time {time.perf_counter() - t0:.1f} s")
     for entry, result in results.items():
         assert result["status"] == "complete", entry
-        (metric,) = result["metrics"]
+        assert len(result["metrics"]) == 2
+        metric, sanity = (_metric(result, name) for name in ("rouge_l@rouge-score", "sanity"))
         assert metric["metric"] == "rouge_l@rouge-score" and 0.0 <= metric["value"] <= 100.0
         assert metric["n"] == 96                                   # every test prompt fits 128 tokens
         proto = metric["protocol"]
@@ -74,17 +86,39 @@ def test_smoke_reproduction_shares_the_teacher_and_resumes(mgsr_paper, store_roo
         prov = result["provenance"]
         assert len(prov["checkpoint_sha256"]) == 64 and prov["dataset_fingerprint"].startswith("sha256:")
         assert result["cost"]["gmacs"] > 0 and result["cost"]["params_m"] > 0
+        # every entry carries its sanity metric with a floor; its standing is decided on it
+        assert sanity["metric"] == ("rouge_l_margin@scratch" if entry == "teacher" else "rouge_l_gain@untrained")
+        assert sanity["floor"]["value"] == (recipe.MARGIN_FLOOR if entry == "teacher" else recipe.GAIN_FLOOR)
+        assert sanity["value"] == pytest.approx(metric["value"] - sanity["floor"]["trivial_value"], abs=1e-9)
+        assert run_sanity(result).checks[0]["metric"] == sanity["metric"]
+        assert run_sanity(result).status in (PASSED, FAILED)
+    # the students' reference is the untrained student, scored by the same lm-eval task (its own evaluation)
+    (untrained_eval,) = [p for p in (store_root / "mgsr" / "_shared").glob("untrained-student-eval-*")
+                         if (p / "DONE").exists()]
+    untrained = json.loads((untrained_eval / "eval.json").read_text())["value"]
+    assert 0.0 <= untrained < 100.0
+    for entry in ("sft", "mgsr"):
+        assert _metric(results[entry], "sanity")["floor"]["trivial_value"] == pytest.approx(untrained, abs=1e-12)
+    # the teacher's reference is the sft entry (the student trained from scratch with SFT): the margin is the
+    # teacher's ROUGE-L minus the sft entry's, which the sft run scored through its own evaluation
+    margin, sft_rouge = _metric(results["teacher"], "sanity"), _metric(results["sft"], "rouge_l@rouge-score")["value"]
+    assert margin["floor"]["trivial_value"] == pytest.approx(sft_rouge, abs=1e-9)
+    assert margin["value"] == pytest.approx(_metric(results["teacher"], "rouge_l@rouge-score")["value"] - sft_rouge,
+                                            abs=1e-9)
     # the teacher entry is the shared teacher the students distilled from
     assert results["teacher"]["provenance"]["checkpoint_sha256"] == results["mgsr"]["provenance"]["teacher_sha256"]
     shared = store_root / "mgsr" / "_shared"
     assert len([p for p in shared.glob("teacher-*") if (p / "DONE").exists()]) == 1
+    # the sft entry's model is the shared scratch student the teacher's margin was measured against
+    (scratch,) = [p for p in shared.glob("scratch-sft-*") if "-eval-" not in p.name and (p / "DONE").exists()]
+    assert results["sft"]["provenance"]["checkpoint_sha256"] == folder_sha256(scratch)
     assert len([p for p in shared.glob("sft-init-*") if (p / "DONE").exists()]) == 1
     # per-prompt rows are in the store
     mgsr_dir = store.run_dir(specs[2])
     items = [json.loads(line) for f in (mgsr_dir / "items" / "0").glob("*.jsonl")
              for line in f.read_text().splitlines()]
     assert len(items) == 96 and sum(r["rougeL"] for r in items) / 96 == pytest.approx(
-        results["mgsr"]["metrics"][0]["value"], abs=1e-9)
+        _metric(results["mgsr"], "rouge_l@rouge-score")["value"], abs=1e-9)
 
     # resume: the seed record is lost; training (checkpoint) and evaluation (shards) are not redone
     (mgsr_dir / "seeds" / "0.json").unlink()
@@ -96,5 +130,7 @@ def test_smoke_reproduction_shares_the_teacher_and_resumes(mgsr_paper, store_roo
     monkeypatch.setattr(evaluation, "evaluate_seed", lambda *a, **k: calls.append(a) or pytest.fail("re-evaluated"))
     again = runner.execute(specs[2], store, log=print, show_progress=False).result
     assert calls == [] and again["status"] == "complete"
-    assert again["metrics"][0]["value"] == pytest.approx(results["mgsr"]["metrics"][0]["value"], abs=1e-12)
+    assert _metric(again, "rouge_l@rouge-score")["value"] == pytest.approx(
+        _metric(results["mgsr"], "rouge_l@rouge-score")["value"], abs=1e-12)
+    assert _metric(again, "sanity")["value"] == pytest.approx(_metric(results["mgsr"], "sanity")["value"], abs=1e-12)
     assert (mgsr_dir / "work" / "0" / "train" / "train_log.jsonl").read_text() == log_before
