@@ -53,4 +53,31 @@ def score(ground_truth: dict[str, Any], results: list[dict[str, Any]]) -> dict[s
             "coco_bbox_ap50@pycocotools": coco_bbox_ap50(ground_truth, results)}
 
 
+def trivial_detections(train_data: dict[str, Any], test_data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sanity floor's trivial detector: a detector that has learned only the labelled split's statistics.
+
+    For every test image and every class it outputs one box, the class's mean labelled box (x, y, w, h taken
+    relative to the image size, averaged, then scaled to the test image), scored by the class prior (the class's
+    share of the labelled boxes). Classes without a labelled box get no detection. It knows where objects of each
+    class sit on average and how often they occur, but looks at no pixel: a detector that learned nothing from
+    the images scores about this."""
+    sizes = {img["id"]: (float(img["width"]), float(img["height"])) for img in train_data["images"]}
+    sums: dict[int, list[float]] = {}
+    for ann in train_data["annotations"]:
+        w, h = sizes[ann["image_id"]]
+        x, y, bw, bh = (float(v) for v in ann["bbox"])
+        acc = sums.setdefault(int(ann["category_id"]), [0.0, 0.0, 0.0, 0.0, 0.0])
+        for k, v in enumerate((x / w, y / h, bw / w, bh / h, 1.0)):
+            acc[k] += v
+    total = sum(acc[4] for acc in sums.values())
+    results = []
+    for img in test_data["images"]:
+        w, h = float(img["width"]), float(img["height"])
+        for cat, (x, y, bw, bh, count) in sorted(sums.items()):
+            results.append({"image_id": int(img["id"]), "category_id": cat,
+                            "bbox": [x / count * w, y / count * h, bw / count * w, bh / count * h],
+                            "score": count / total})
+    return results
+
+
 TEST_PROTOCOL = {"score_thr": 0.001, "nms_iou": 0.5, "max_per_img": 100, "flip": False, "scales": "single"}

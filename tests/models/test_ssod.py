@@ -252,6 +252,17 @@ def test_config_overrides_and_unknown_names():
         with_overrides(recipe, {"semi": {"stepz": 1}})
 
 
+def test_smoke_supervised_only_model_gets_the_semi_supervised_budget():
+    """map_gain@supervised compares against supervised-only training on the same labelled images for the same
+    steps: the smoke supervised recipe carries the same burn-in and the same (labelled-only) second stage."""
+    supervised = named_config("smoke-supervised")
+    for name in ("smoke-unbiased-teacher", "smoke-labelmatch"):
+        semi = named_config(name)
+        assert supervised.burn_in == semi.burn_in and supervised.semi == semi.semi, name
+        assert supervised.burn_in_loss() == semi.burn_in_loss() == "ce", name  # one shared burn-in
+
+
+
 # ---------------------------------------------------------------------------------------------------------
 # COCO results
 
