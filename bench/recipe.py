@@ -4,6 +4,10 @@ A recipe module defines:
     VERSION: int                                   bump when results would change (invalidates references)
     plan(card, scale, data_root) -> list[RunSpec]  what `bench reproduce` runs at this scale
     run_seed(spec, seed, ctx) -> SeedResult        train/evaluate one entry for one seed
+and may define:
+    after_reproduce(outcomes, store) -> list[str]  called by `bench reproduce` once all runs are done (e.g. a
+                                                   sample grid across entries); each line is printed
+A seed's metrics include its sanity records (bench/sanity.py): no claim is decided on a run below its floor.
 
 Everything a recipe writes goes through `ctx` (the run's directory in the store), so that a killed run
 resumes where it stopped: finished seeds are skipped by the runner, finished item shards and training
