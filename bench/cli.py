@@ -12,14 +12,26 @@ from typing import Any, Callable, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench import papers
 from bench.registry import BenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Reproduce ten 2024 papers against their baselines, with honest labels.")
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich's usual width; a pipe or file (CI logs, `| grep`) gets one unwrapped line per row,
+    so a name is never split across lines ("sam-pri/or") and grep finds it."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=100_000, soft_wrap=True, highlight=False)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 class Fmt(str, Enum):
@@ -190,8 +202,8 @@ def table(paper: str = typer.Option(..., "--paper", "-p", help="paper slug"),
         t = Table(title=papers.card(paper).title)
         for col in shown.columns:
             t.add_column(col, overflow="fold")
-        for _, row in shown.iterrows():
-            t.add_row(*[str(v) for v in row.values])
+        for _, row in shown.iterrows():  # Text cells: "[smoke, did not learn]" is a badge, not rich markup
+            t.add_row(*[Text(str(v)) for v in row.values])
         console.print(t)
         for n in notes:
             console.print(f"• {n}", markup=False, highlight=False)
@@ -331,8 +343,6 @@ def check(update: bool = typer.Option(False, "--update", help="merge the newest 
     elif fmt == Fmt.csv:
         sys.stdout.write(check_mod.csv_text(findings))
     else:
-        from rich.text import Text
-
         colour = {"pass": "green", "regressed": "red", "improved": "cyan", "stale": "yellow", "missing": "magenta",
                   "new": "blue"}
         t = Table(title="bench check", title_justify="left")
@@ -341,10 +351,8 @@ def check(update: bool = typer.Option(False, "--update", help="merge the newest 
         for f in findings:  # Text cells: names and details are never parsed as rich markup
             t.add_row(*(Text(v) for v in (f.paper, f.entry, f.dataset, f.metric, f.setting)),
                       Text(f.outcome, style=colour.get(f.outcome, "")), Text(f.detail))
-        # Piped (CI logs, grep): one line per finding at full width instead of folding at 80 columns.
-        out = console if console.is_terminal else Console(width=100_000, highlight=False)
-        out.print(t)
-        out.print(check_mod.summary_line(findings, allow_stale), markup=False, highlight=False, soft_wrap=True)
+        console.print(t)
+        console.print(check_mod.summary_line(findings, allow_stale), markup=False, highlight=False, soft_wrap=True)
     if any(check_mod.fails(f, allow_stale) for f in findings):
         raise typer.Exit(1)
 

@@ -84,3 +84,16 @@ def test_score_folders_against_scikit_image(tmp_path):
     assert json.loads(result.output)["value"] == __import__("pytest").approx(sum(expected) / 2, abs=1e-9)
     missing = runner.invoke(app, ["score", "psnr_rgb", "--pred", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_piped_output_is_not_wrapped():
+    """`bench list | grep sam-prior` must find the paper: a pipe gets one unwrapped line per row."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "list"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "80"}).stdout
+    rows = [line for line in out.splitlines() if "sam-prior" in line]
+    assert rows and "card only" in rows[0]
+    assert all(len(line) > 80 for line in rows)  # the table kept its natural width instead of folding at 80

@@ -74,3 +74,12 @@ def test_store_keeps_the_floor_and_table_badges_runs_below_it(tmp_path):
     assert len(ours) == 2 and all(cell.endswith("[smoke, did not learn]") for cell in ours["ours"])
     note = shown[shown.metric == "class_acc@digits-cnn"]["note"].iloc[0]
     assert note == "sanity floor > 0.5 (chance = 0.1)"
+    # the rich table prints the badge (bracketed text must not be taken for markup)
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "table", "--paper", "u-dit", "--metric",
+                          "class_acc@digits-cnn"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "BENCH_RESULTS": str(tmp_path)}).stdout
+    assert "[smoke, did not learn]" in out
