@@ -15,8 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bench.cards import read_yaml
 from bench.papers import REPO_ROOT
 from bench.registry import BenchError, UnknownName, unknown_name_message
 
@@ -54,7 +53,7 @@ def declared() -> dict[str, Asset]:
     found: dict[str, Asset] = {}
     for top in ("bench", "methods", "baselines"):
         for path in sorted((REPO_ROOT / top).rglob("assets.yaml")):
-            for item in yaml.safe_load(path.read_text()) or []:
+            for item in read_yaml(path.read_text()) or []:
                 asset = Asset(name=item["name"], filename=item["filename"], sha256=item.get("sha256"),
                               source_url=item.get("source_url"), how=item.get("how", ""),
                               used_by=tuple(item.get("used_by", [])),

@@ -125,10 +125,19 @@ class PaperCard(Strict):
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+# libyaml's safe loader when PyYAML was built with it: the pure-Python one spent ~2 s of `bench list` on the ten
+# cards (lipt's alone has 672 cells); both build the same data (tests/core/test_cards.py compares them).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+
+
 def load_yaml_model(path: Path, model: type[ModelT], kind: str) -> ModelT:
     """Read one YAML card and validate it; a bad file raises one BenchError line naming the file and field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BenchError(f"{kind} not found: {path}") from None
     except yaml.YAMLError as exc:

@@ -16,7 +16,7 @@ Our side, per pair of lhs/rhs metric records (same dataset, same metric, same se
 - Floors (bench/sanity.py): a run below its sanity floor gives "no evidence (below the sanity floor)"; a run
   with no floor recorded gives "inconclusive (no sanity floor recorded)". Neither ever confirms or refutes.
 - Margin: the claim's margin is in the units of the claim's metric. It is applied on the same dialect and on a
-  declared comparable one (bench.table.comparable). A proxy dialect cannot express it: a margin > 0 on a proxy
+  declared comparable one (bench.metrics.manifest.comparable). A proxy dialect cannot express it: a margin > 0 on a proxy
   is "inconclusive"; margin 0 tests the direction only.
 - Seeds: at least 3 per side; a side whose seeds all give the same value is "inconclusive (seeds do not vary
   the result)", since a t-test on zero spread returns p = 0 for any gap.
@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench import papers
 from bench.cards import Claim, PaperCard, ReportedCell
+from bench.metrics.manifest import comparable
 from bench.sanity import FAILED, UNKNOWN, run_sanity
 from bench.store import Store, setting_key
 
@@ -324,8 +325,6 @@ class Match:
 
 
 def _dialect(metric: str, run: dict[str, Any], claim: Claim) -> str | None:
-    from bench.table import comparable  # pandas only; kept out of module import
-
     if metric == claim.metric:
         return "same"
     if comparable(metric, claim.metric):

@@ -10,16 +10,12 @@ from typing import Any
 import pandas as pd
 
 from bench import papers
-from bench.metrics.manifest import DIALECTS
+from bench.metrics.manifest import DIALECTS, comparable
 from bench.sanity import FAILED, is_sanity, run_sanity
 from bench.store import Store, setting_key
 
 COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "sanity",
            "delta", "note"]
-
-
-def comparable(a: str, b: str) -> bool:
-    return a == b or b in DIALECTS.get(a, {}).get("comparable", []) or a in DIALECTS.get(b, {}).get("comparable", [])
 
 
 def fmt(value: float | None, metric: str) -> str:

@@ -172,3 +172,8 @@ DIALECTS: dict[str, dict[str, Any]] = {
 
 def direction(name: str) -> str:
     return DIALECTS[name]["direction"]
+
+
+def comparable(a: str, b: str) -> bool:
+    """Whether numbers of dialects ``a`` and ``b`` may share a delta column (equal, or declared comparable)."""
+    return a == b or b in DIALECTS.get(a, {}).get("comparable", []) or a in DIALECTS.get(b, {}).get("comparable", [])

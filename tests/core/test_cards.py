@@ -66,3 +66,20 @@ def test_cell_naming_an_undeclared_entry_is_rejected(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(BenchError, match="reported.*no-such-entry"):
         load_card(bad)
+
+
+def test_fast_yaml_loader_reads_every_card_as_the_reference_loader_does():
+    """bench reads cards with libyaml's safe loader for speed; PyYAML's pure-Python safe loader is the reference."""
+    import yaml
+
+    from bench.cards import SAFE_LOADER, read_yaml
+    from bench.papers import REPO_ROOT
+
+    paths = [p for pattern in ("methods/*/paper.yaml", "datasets/*.yaml", "bench/**/assets.yaml",
+                               "methods/**/assets.yaml", "baselines/**/assets.yaml")
+             for p in sorted(REPO_ROOT.glob(pattern))]
+    assert len(paths) > 20
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert read_yaml(text) == yaml.load(text, Loader=yaml.SafeLoader), path  # noqa: S506
+    assert SAFE_LOADER.__name__ in ("CSafeLoader", "SafeLoader")
