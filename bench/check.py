@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import atomic
 from bench.metrics.manifest import DIALECTS
-from bench.papers import REPO_ROOT, registries
+from bench.papers import REPO_ROOT, implemented_papers
 from bench.registry import BenchError
 from bench.store import Store, run_key, setting_key
 
@@ -67,11 +67,6 @@ class Finding:
 
 def fails(finding: Finding, allow_stale: bool = False) -> bool:
     return finding.outcome in ("regressed", "missing") or (finding.outcome == "stale" and not allow_stale)
-
-
-def implemented_papers() -> list[str]:
-    """The papers `bench list` shows as "implemented": those with a recipe."""
-    return sorted(e.name for e in registries()["papers"] if e.target is not None)
 
 
 def _gated(metric: str) -> bool:

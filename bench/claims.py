@@ -461,8 +461,7 @@ def _values(match: Match) -> list[float]:
 
 def _seeds_below(sanity: Any) -> str:
     """The seeds' values that did not clear their floor, e.g. ' (seed 1: 0.08, seed 2: 0.08)'."""
-    low = [f"seed {seed}: {value:.4g}" for c in sanity.checks for seed, value in c["per_seed"].items()
-           if not value > c["floor"]]
+    low = [f"seed {seed}: {value:.4g}" for c in sanity.checks for seed, value in c["below"].items()]
     return f" ({', '.join(low)})" if low else ""
 
 

@@ -58,6 +58,11 @@ def is_implemented(slug: str) -> bool:
     return registries()["papers"].get(slug).target is not None
 
 
+def implemented_papers() -> list[str]:
+    """The papers `bench list` shows as "implemented": those with a recipe."""
+    return sorted(e.name for e in registries()["papers"] if e.target is not None)
+
+
 def recipe(slug: str):
     entry = registries()["papers"].get(slug)
     if entry.target is None:

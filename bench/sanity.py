@@ -62,10 +62,9 @@ class Sanity:
             return "no sanity floor recorded"
         parts = []
         for c in self.checks:
-            low = [s for s, v in c["per_seed"].items() if not float(v) > c["floor"]]
             where = f" ({c['setting']})" if c["setting"] else ""
             parts.append(f"{c['metric']}{where} {c['value']:.4g} vs floor {c['floor']:.4g} ({c['trivial']})"
-                         + (f", below on seed {','.join(low)}" if low else ""))
+                         + (f", below on seed {','.join(c['below'])}" if c["below"] else ""))
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,12 +79,13 @@ def run_sanity(run: dict[str, Any]) -> Sanity:
     for m in run.get("metrics", []):
         if not is_sanity(m):
             continue
-        per_seed = m.get("per_seed") or {"0": m["value"]}
+        per_seed = {str(k): float(v) for k, v in (m.get("per_seed") or {"0": m["value"]}).items()}
         floor = float(m["floor"]["value"])
+        below = {seed: v for seed, v in per_seed.items() if not v > floor}  # NaN is never above the floor
         checks.append({"metric": m["metric"], "setting": setting_key(m.get("setting", {})), "value": float(m["value"]),
-                       "per_seed": {str(k): float(v) for k, v in per_seed.items()}, "floor": floor,
+                       "per_seed": per_seed, "floor": floor, "below": below,
                        "trivial": m["floor"].get("trivial", ""), "trivial_value": m["floor"].get("trivial_value"),
-                       "passed": all(float(v) > floor for v in per_seed.values())})
+                       "passed": not below})
     if not checks:
         return Sanity(UNKNOWN, [])
     return Sanity(PASSED if all(c["passed"] for c in checks) else FAILED, checks)

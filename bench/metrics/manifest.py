@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def _sanity(unit: str, protocol: str) -> dict[str, Any]:
+    """A sanity-floor dialect (bench/sanity.py): a gain over a trivial baseline, always higher-is-better, computed
+    by the recipe itself (no target), gated to 0.01 across environments like the metrics it is built from."""
+    return dict(direction="higher", unit=unit, family="sanity", protocol=protocol, target=None,
+                tolerance={"abs": 0.01})
+
+
 # direction: "lower" or "higher" is better; "none" for cost counters that are not gated.
 DIALECTS: dict[str, dict[str, Any]] = {
     # --- generative -------------------------------------------------------------------------------
@@ -123,39 +131,23 @@ DIALECTS: dict[str, dict[str, Any]] = {
                                  "prompts; run through lm-eval",
                         target="bench.metrics.llm:exact_match", tolerance={"abs": 1e-6}),
     # --- sanity floors (bench/sanity.py): did the model learn its task at all? Always higher-is-better -------
-    "class_acc@digits-cnn": dict(direction="higher", unit="", family="sanity",
-                                 protocol="fraction of class-conditional samples that bench's own digits classifier "
-                                          "assigns to the requested class (chance 0.1)",
-                                 target=None, tolerance={"abs": 0.01}),
-    "psnr_gain_y@bicubic": dict(direction="higher", unit="dB", family="sanity",
-                                protocol="psnr_y@matlab of the model minus psnr_y@matlab of MATLAB-bicubic upscaling "
-                                         "of the same LR inputs, same crop",
-                                target=None, tolerance={"abs": 0.01}),
-    "psnr_gain@degraded": dict(direction="higher", unit="dB", family="sanity",
-                               protocol="PSNR of the restored image minus PSNR of the degraded input, same dialect",
-                               target=None, tolerance={"abs": 0.01}),
-    "map_gain@supervised": dict(direction="higher", unit="%", family="sanity",
-                                protocol="coco_bbox_map@pycocotools of the model minus that of the supervised-only "
-                                         "model trained on the same labelled split with the same budget",
-                                target=None, tolerance={"abs": 0.01}),
-    "map_gain@trivial": dict(direction="higher", unit="%", family="sanity",
-                             protocol="coco_bbox_map@pycocotools of the model minus that of a trivial detector "
-                                      "(recorded in the floor's 'trivial')",
-                             target=None, tolerance={"abs": 0.01}),
-    "rouge_l_gain@untrained": dict(direction="higher", unit="", family="sanity",
-                                   protocol="rouge_l@rouge-score of the model minus that of the same student before "
-                                            "training, same prompts and decoding",
-                                   target=None, tolerance={"abs": 0.01}),
-    "rouge_l_margin@scratch": dict(direction="higher", unit="", family="sanity",
-                                   protocol="rouge_l@rouge-score of the teacher minus that of the student trained from "
-                                            "scratch (SFT) on the same data: the knowledge there is to distil",
-                                   target=None, tolerance={"abs": 0.01}),
-    "digits_is@digits-cnn": dict(direction="higher", unit="", family="sanity",
-                                 protocol="Inception Score of unconditional samples with bench's own digits classifier: "
-                                          "exp(mean KL(p(y|x) || mean p(y|x))); 1 for identical or unrecognisable "
-                                          "samples, 10 for confident samples spread evenly over the ten digits "
-                                          "(methods/qac/sanity.py; the floor's trivial generators are recorded)",
-                                 target=None, tolerance={"abs": 0.01}),
+    "class_acc@digits-cnn": _sanity("", "fraction of class-conditional samples that bench's own digits classifier "
+                                        "assigns to the requested class (chance 0.1)"),
+    "psnr_gain_y@bicubic": _sanity("dB", "psnr_y@matlab of the model minus psnr_y@matlab of MATLAB-bicubic upscaling "
+                                         "of the same LR inputs, same crop"),
+    "psnr_gain@degraded": _sanity("dB", "PSNR of the restored image minus PSNR of the degraded input, same dialect"),
+    "map_gain@supervised": _sanity("%", "coco_bbox_map@pycocotools of the model minus that of the supervised-only "
+                                        "model trained on the same labelled split with the same budget"),
+    "map_gain@trivial": _sanity("%", "coco_bbox_map@pycocotools of the model minus that of a trivial detector "
+                                     "(recorded in the floor's 'trivial')"),
+    "rouge_l_gain@untrained": _sanity("", "rouge_l@rouge-score of the model minus that of the same student before "
+                                          "training, same prompts and decoding"),
+    "rouge_l_margin@scratch": _sanity("", "rouge_l@rouge-score of the teacher minus that of the student trained from "
+                                          "scratch (SFT) on the same data: the knowledge there is to distil"),
+    "digits_is@digits-cnn": _sanity("", "Inception Score of unconditional samples with bench's own digits classifier: "
+                                        "exp(mean KL(p(y|x) || mean p(y|x))); 1 for identical or unrecognisable "
+                                        "samples, 10 for confident samples spread evenly over the ten digits "
+                                        "(methods/qac/sanity.py; the floor's trivial generators are recorded)"),
     # --- cost (never gated on shared CPU runners) ---------------------------------------------------
     "params_m": dict(direction="none", unit="M", family="cost", protocol="trainable parameters / 1e6 (deployed form "
                      "where a model re-parameterises)", target="bench.profile:count_params"),
