@@ -27,10 +27,10 @@ check-env:
 	@$(BIN)/python -c "import torch, torchvision; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 # U-DiT-S vs DiT-S/2 at smoke scale (~3 CPU-minutes): reproduce prints each entry's sanity floor standing and the
-# path of a PNG grid of their samples beside real digits; the table then shows the comparison with the floors.
+# path of a PNG grid of their samples beside real digits, and ends with the headline comparison (one screen):
+# U-DiT-S vs DiT-S/2, by how much, at what cost, and the claim's verdict.
 demo: setup
 	$(BIN)/bench reproduce u-dit
-	$(BIN)/bench table --paper u-dit
 
 test: setup
 	$(BIN)/pytest -q

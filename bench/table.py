@@ -110,3 +110,52 @@ def footnotes(slug: str) -> list[str]:
              "one GPU are NOT reproductions of paper numbers; Δ is printed only when both numbers share a "
              "dialect (or a declared comparable one) and setting."]
     return notes + list(card.limits)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON rows: numbers as numbers (null when absent), the setting as a dict."""
+    import json
+
+    out = json.loads(frame.to_json(orient="records"))
+    for row in out:
+        row["setting"] = parse_setting_key(row.get("setting") or "")
+    return out
+
+
+def parse_setting_key(key: str) -> dict[str, Any]:
+    """The inverse of bench.store.setting_key for the values settings hold (numbers, booleans, names)."""
+    setting: dict[str, Any] = {}
+    for part in [p for p in key.split(",") if p]:
+        name, _, raw = part.partition("=")
+        value: Any = raw
+        if raw in ("True", "False"):
+            value = raw == "True"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        setting[name] = value
+    return setting
+
+
+def latex(frame: pd.DataFrame) -> str:
+    """The full table as booktabs LaTeX that compiles under pdflatex (escaped, ASCII)."""
+    from bench.headline import latex_escape
+
+    shown = display_frame(frame)
+    cols = list(shown.columns)
+    lines = ["% needs \\usepackage{booktabs}", "\\begin{tabular}{" + "l" * len(cols) + "}", "\\toprule",
+             " & ".join(latex_escape(c) for c in cols) + " \\\\", "\\midrule"]
+    for _, row in shown.iterrows():
+        lines.append(" & ".join(latex_escape(str(v)) for v in row.values) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+# `bench.table(...)` calls bench.api.table (see bench/__init__.py)
+import bench as _bench  # noqa: E402
+
+_bench.make_callable(__name__)

@@ -33,6 +33,7 @@ from typing import Any
 from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError
 from bench.spec import RunSpec
+from bench.store import setting_key as bench_setting_key
 
 VERSION = 3  # 2: smoke trains 1000 steps at lr 1e-2 without label dropout and records class_acc@digits-cnn; 3: DiT MLP ratio 4.25 so U-DiT's MACs sit 2% below DiT's (the claims' cost condition)
 
@@ -456,12 +457,20 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     cost = {"params_m": deploy / 1e6, "params_train_m": trained / 1e6, "gmacs": macs / 1e9,
             "input_shape": list(data.latent_shape),
             "nfe": {generate.setting_key(s): int(s["nfe"]) for s in sm["settings"]},
-            "sampling": sampling, "train_steps": result.step, "train_wall_s": train_wall}
+            "sampling": sampling, "train_steps": result.step, "train_wall_s": train_wall,
+            # keyed like the metric records' settings, so tables find the sampling time of each record
+            "sample_s_per_item": {bench_setting_key(_record_setting(s)): sampling[generate.setting_key(s)]
+                                  .get("s_per_sample") for s in sm["settings"]}}
     provenance = {"dataset_fingerprint": data.fingerprint, "checkpoint_sha256": ema_sha,
                   "checkpoint_hash": "sha256 of the final EMA state dict (names, dtypes, shapes, bytes in key order)",
                   "checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
                   "latent": data.info, "feature_extractor": extractor_info, "sample_seed": sample_seed}
     return SeedResult(metrics=metrics, cost=cost, provenance=provenance)
+
+
+def _record_setting(setting: dict[str, Any]) -> dict[str, Any]:
+    """The setting of a sampler setting's metric records."""
+    return {"nfe": int(setting["nfe"]), "sampler": setting["sampler"], "cfg": float(setting["cfg"])}
 
 
 def _evaluate(spec: RunSpec, ctx: RunContext, seed: int, store: Any, setting: dict[str, Any], classify: Any,
@@ -471,7 +480,7 @@ def _evaluate(spec: RunSpec, ctx: RunContext, seed: int, store: Any, setting: di
     from methods.u_dit import generate
 
     key = generate.setting_key(setting)
-    record_setting = {"nfe": int(setting["nfe"]), "sampler": setting["sampler"], "cfg": float(setting["cfg"])}
+    record_setting = _record_setting(setting)
     if spec.dataset == "digits":
         if not main:
             return [], {}
@@ -557,29 +566,39 @@ def _forward_fn(model: Any, inputs: tuple[Any, ...]) -> Any:
     return forward
 
 
-def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> list[dict[str, Any]]:
+def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, measure_latency: bool | None = None,
+            progress: Any = None) -> list[dict[str, Any]]:
     """Per entry: parameters (deployed and trained), MACs of one forward at the scale's input, forward latency
-    at batch 1 (median, CUDA events on GPU) and the NFE of the configured sampler settings."""
+    at batch 1 (bench.profile's policy: on CPU only at smoke scale unless measure_latency) and the NFE of the
+    configured sampler settings."""
     import torch
 
-    from bench.profile import latency
+    from bench.profile import ProfileJob, latency_plan, run_profile
 
-    rows = []
-    for spec in _profile_specs(scale):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = build_model(spec).to(device).eval()
-        shape = (model.in_channels, model.input_size, model.input_size)
-        num_classes = model.num_classes
-        deploy, trained = deployed_params(model)
-        macs = forward_macs(model, shape, device)
-        inputs = (torch.randn(1, *shape, device=device), torch.full((1,), 500, dtype=torch.long, device=device),
-                  torch.zeros(1, dtype=torch.long, device=device))
-        timing = latency(_forward_fn(model, inputs), warmup=min(3, repeats), repeats=repeats, device=device)
-        nfe = ", ".join(f"{s['sampler']}{s['nfe']}@cfg{s['cfg']}={count_nfe(s, shape, num_classes)}"
-                        for s in spec.sampler["settings"])
-        rows.append({"entry": spec.entry, "impl": spec.impl, "config": spec.args["config"],
-                     "input": "x".join(str(v) for v in shape), "params_m": deploy / 1e6,
-                     "params_train_m": trained / 1e6, "gmacs": macs / 1e9, "latency_ms": timing["median_ms"],
-                     "latency_iqr_ms": timing["iqr_ms"], "device": device, "nfe": nfe})
-    return rows
+    plan = latency_plan(scale, device, repeats, measure_latency)
+    device = plan.device
+
+    def job(spec: RunSpec) -> ProfileJob:
+        def measure() -> tuple[dict[str, Any], Any]:
+            # counting alone needs no weights: on the meta device DiT-XL/2 is counted in a second, not minutes
+            where = device if plan.measure else "meta"
+            with torch.random.fork_rng(devices=[]), torch.device(where):
+                torch.manual_seed(0)
+                model = build_model(spec).to(where).eval()
+            shape = (model.in_channels, model.input_size, model.input_size)
+            deploy, trained = deployed_params(model)
+            nfe = ", ".join(f"{s['sampler']}{s['nfe']}@cfg{s['cfg']}={count_nfe(s, shape, model.num_classes)}"
+                            for s in spec.sampler["settings"])
+            row = {"entry": spec.entry, "impl": spec.impl, "config": spec.args["config"],
+                   "input": "x".join(str(v) for v in shape), "params_m": deploy / 1e6,
+                   "params_train_m": trained / 1e6, "gmacs": forward_macs(model, shape, where) / 1e9, "nfe": nfe}
+            if not plan.measure:
+                return row, None
+            inputs = (torch.randn(1, *shape, device=device),
+                      torch.full((1,), 500, dtype=torch.long, device=device),
+                      torch.zeros(1, dtype=torch.long, device=device))
+            return row, _forward_fn(model, inputs)
+
+        return ProfileJob(spec.entry, measure)
+
+    return run_profile([job(spec) for spec in _profile_specs(scale)], plan, progress)

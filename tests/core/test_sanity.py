@@ -79,7 +79,7 @@ def test_store_keeps_the_floor_and_table_badges_runs_below_it(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "table", "--paper", "u-dit", "--metric",
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "table", "--paper", "u-dit", "--all", "--metric",
                           "class_acc@digits-cnn"], capture_output=True, text=True, check=True,
                          env={**os.environ, "BENCH_RESULTS": str(tmp_path)}).stdout
     assert "[smoke, did not learn]" in out
