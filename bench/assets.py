@@ -103,6 +103,56 @@ def status(asset: Asset) -> dict[str, Any]:
     return row
 
 
+def _file_row(asset: Asset) -> dict[str, Any]:
+    row = status(asset)
+    state = "missing" if not row["found"] else "bad" if row["sha256_ok"] is False else "found"
+    expected = asset.sha256 or (f"{asset.sha256_prefix}..." if asset.sha256_prefix else None)
+    detail = {"missing": asset.how, "bad": f"wrong sha256 (expected {expected}); replace it: {asset.how}",
+              "found": ""}[state]
+    return {"name": asset.name, "kind": "file", "state": state, **row, "detail": detail}
+
+
+def _dataset_row(card: Any, data_root: str | Path | None, count_items: bool, verify_checksums: bool
+                 ) -> dict[str, Any]:
+    from bench.data.cards import dataset_status
+
+    st = dataset_status(card, data_root, count_items=count_items, verify_checksums=verify_checksums)
+    root = data_root or os.environ.get("BENCH_DATA_ROOT")
+    # a dataset lives under the data root at its card's layout (e.g. benchmark/Set5/HR/), so the root is its "file"
+    file = "embedded" if st.state == "embedded" else str(Path(root).expanduser()) if root else ""
+    # missing: how to get it (the detail names the first absent path when a root was given);
+    # bad / partial: why (e.g. "split 'test' has 4 items, expected 5")
+    detail = st.detail if st.state != "missing" or root else card.get
+    if st.state == "found" and detail == file:
+        detail = ""
+    return {"name": card.name, "kind": "dataset", "state": st.state,
+            "file": file, "found": st.state in ("embedded", "found"),
+            "sha256_ok": False if st.state == "bad" else None, "sha256": None, "how": card.get,
+            "source_url": card.source, "used_by": list(card.papers), "detail": detail}
+
+
+def inventory(paper: str | None = None, data_root: str | Path | None = None, missing_only: bool = False,
+              count_items: bool = False, verify_checksums: bool = False) -> list[dict[str, Any]]:
+    """Every external file and dataset with its state (found | missing | bad | embedded | partial), for `bench
+    assets`. `paper` keeps what that paper uses: files declared for it or for one of its metric dialects, and the
+    datasets its card names. `missing_only` keeps what is not usable as is (missing, bad, partial)."""
+    from bench.data.cards import all_dataset_cards
+
+    files = list(declared().values())
+    cards = all_dataset_cards()
+    if paper is not None:
+        from bench import papers
+
+        card = papers.card(paper)
+        users = {paper, *card.metrics}
+        files = [a for a in files if users & set(a.used_by)]
+        cards = [c for c in cards if paper in c.papers or c.name in card.datasets]
+    rows = [_file_row(a) for a in files] + [_dataset_row(c, data_root, count_items, verify_checksums) for c in cards]
+    if missing_only:
+        rows = [r for r in rows if r["state"] not in ("found", "embedded")]
+    return rows
+
+
 def _digest_ok(asset: Asset, digest: str) -> bool:
     if asset.sha256:
         return digest == asset.sha256

@@ -47,6 +47,7 @@ def paper_card_path(slug: str) -> Path:
 def card(slug: str):
     from bench.cards import load_card
 
+    slug = registries()["papers"].get(slug).name  # `card("U-DiT")` is u-dit's card, as on the command line
     path = paper_card_path(slug)
     loaded = load_card(path)
     if loaded.slug != slug:

@@ -29,10 +29,31 @@ class UnknownName(BenchError, KeyError):
         return self.args[0]
 
 
+def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:
+    """Known names close to `name`, compared without case ("UDiT" is close to "u-dit")."""
+    by_folded: dict[str, str] = {}
+    for k in known:
+        by_folded.setdefault(k.casefold(), k)
+    return [by_folded[c] for c in difflib.get_close_matches(name.casefold(), list(by_folded), n=n, cutoff=0.5)]
+
+
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = close_matches(name, known)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}"
+
+
+def resolve_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> str:
+    """The known spelling of `name`, matched without case (`U-DiT` -> `u-dit`); an exact match wins, so two names
+    that differ only in case stay distinct. Unknown -> UnknownName with close matches."""
+    if name in known:
+        return name
+    folded = [k for k in known if k.casefold() == name.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    if folded:
+        raise UnknownName(f"{kind} {name!r} is ambiguous without case: {', '.join(folded)}")
+    raise UnknownName(unknown_name_message(kind, name, list(known)))
 
 
 def load_target(target: str) -> Any:
@@ -87,10 +108,11 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def get(self, name: str) -> Entry:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownName(unknown_name_message(self.kind, name, self.names())) from None
+        """The entry named `name`, matched without case (`bench claims U-DiT` finds u-dit)."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry
+        return self._entries[resolve_name(self.kind, name, self.names())]
 
     def load(self, name: str) -> Any:
         return self.get(name).load()

@@ -41,21 +41,6 @@ def test_bad_scale_and_seeds_are_one_line_errors():
         assert len(result.output.strip().splitlines()) == 1
 
 
-def test_lipt_table_from_the_card_in_markdown(store_root):
-    result = runner.invoke(app, ["table", "--paper", "lipt", "--format", "md"])
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("## LIPT")
-    assert "psnr_y@matlab" in result.output and "lipt-small" in result.output
-
-
-def test_udit_table_json_carries_reported_fid(store_root):
-    result = runner.invoke(app, ["table", "--paper", "u-dit", "--format", "json", "--metric", "fid@adm"])
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
-    assert {r["metric"] for r in rows} == {"fid@adm"}
-    assert any(r["entry"] == "u-dit-l" and r["paper"] == 3.37 for r in rows)
-
-
 def test_claims_and_check_run_without_any_runs(store_root, tmp_path):
     assert runner.invoke(app, ["claims", "lipt", "--json"]).exit_code == 0
     result = runner.invoke(app, ["check", "--format", "json"])
