@@ -2,6 +2,8 @@
 
 Every write goes to a temporary file beside the target (``.<name>.tmp-<pid>-<random>``), is fsynced, then
 renamed over the target with os.replace. `remove_temporaries` sweeps what a killed writer left behind.
+The file gets the permissions an ordinary ``open()`` would give it (0666 less the process umask, so 0644 by
+default): tempfile.mkstemp creates 0600 files, which would make a shared store unreadable by the group.
 """
 from __future__ import annotations
 
@@ -14,6 +16,19 @@ from typing import IO, Any, Callable
 TEMP_GLOB = ".*.tmp-*"
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux exposes it (os.umask can only set it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_with(path: Path | str, writer: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``writer(handle)`` on a temporary binary file, then move it over ``path`` atomically."""
     path = Path(path)
@@ -23,6 +38,7 @@ def write_with(path: Path | str, writer: Callable[[IO[bytes]], Any]) -> Path:
         with os.fdopen(fd, "wb") as handle:
             writer(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -152,6 +152,23 @@ def load_yaml_model(path: Path, model: type[ModelT], kind: str) -> ModelT:
         raise BenchError(f"malformed {kind} {path}: field {where}: {err['msg']}") from None
 
 
+def known_datasets() -> list[str]:
+    """The dataset names with a card in datasets/ (what the dataset registry lists), without importing it."""
+    from bench.papers import DATASET_CARDS_DIR
+
+    return sorted(p.stem for p in DATASET_CARDS_DIR.glob("*.yaml"))
+
+
 def load_card(path: Path) -> PaperCard:
-    """Read and validate one paper.yaml; a bad file raises BenchError naming the file and the field."""
-    return load_yaml_model(path, PaperCard, "paper card")
+    """Read and validate one paper.yaml; a bad file raises BenchError naming the file and the field.
+
+    Every dataset it names must have a card in datasets/: a typo ("urban10") would otherwise only surface
+    when a run needs the data, or never (a reported cell on an unknown dataset is silently unmatched)."""
+    card = load_yaml_model(path, PaperCard, "paper card")
+    known = known_datasets()
+    for name in card.datasets:
+        if name not in known:
+            from bench.registry import unknown_name_message
+
+            raise BenchError(f"paper card {path}: {unknown_name_message('dataset', name, known)}")
+    return card

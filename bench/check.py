@@ -200,30 +200,15 @@ def load_references(reference_dir: Path = REFERENCE_DIR) -> dict[str, dict[str, 
     return {path.stem: load_reference(path) for path in sorted(Path(reference_dir).glob("*.json"))}
 
 
-def _validate_run(data: dict[str, Any], where: str) -> None:
-    for key in ("run_id", "paper", "entry", "dataset", "scale", "status", "finished_at"):
-        _require(isinstance(data.get(key), str), where, f"field {key} must be a string")
-    _require(data.get("setting") is None or isinstance(data["setting"], dict), where, "field setting must be an object")
-    _require(isinstance(data.get("provenance", {}), dict), where, "field provenance must be an object")
-    _require(isinstance(data.get("metrics"), list), where, "field metrics must be a list")
-    for i, m in enumerate(data["metrics"]):
-        _require(isinstance(m, dict) and isinstance(m.get("metric"), str) and _is_number(m.get("value")), where,
-                 f"metrics[{i}] needs a metric name and a numeric value")
-        _require(isinstance(m.get("setting", {}), dict), where, f"metrics[{i}].setting must be an object")
-        seeds = m.get("per_seed", {})
-        _require(isinstance(seeds, dict) and all(_is_number(v) for v in seeds.values()), where,
-                 f"metrics[{i}].per_seed must map seeds to numbers")
-
-
 def newest_runs(store: Store, paper: str, scale: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The newest complete run per (entry, dataset, run setting) at a scale. Any unreadable record is exit 2:
     a gate that skipped it would pass on less evidence than it claims."""
     problems: list[str] = []
-    for path, data in store.iter_results(paper, problems):
-        _validate_run(data, f"run record {path}")
+    for _ in store.iter_results(paper, problems):  # store.result_problem validates every record
+        pass
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UnreadableInput(problems[0].replace("skipped corrupt", "unreadable") + more)
+        raise UnreadableInput(problems[0].replace("skipped damaged", "unreadable") + more)
     return {run_key(r)[1:]: r for r in store.latest(paper) if r["scale"] == scale}
 
 
@@ -459,6 +444,16 @@ def markdown(findings: list[Finding], allow_stale: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_summary(path: Path, findings: list[Finding], allow_stale: bool = False) -> Path:
+    """Write the Markdown summary (`bench check --summary PATH`); an unwritable place is one BenchError line."""
+    path = Path(path)
+    try:
+        atomic.write_text(path, markdown(findings, allow_stale))
+    except OSError as exc:
+        raise BenchError(f"cannot write the summary to {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def csv_text(findings: list[Finding]) -> str:
     import csv
     import io
@@ -469,3 +464,9 @@ def csv_text(findings: list[Finding]) -> str:
     for f in findings:
         writer.writerow(["" if getattr(f, c) is None else getattr(f, c) for c in COLUMNS])
     return buf.getvalue()
+
+
+# `bench.check(...)` calls bench.api.check (see bench/__init__.py)
+import bench as _bench  # noqa: E402
+
+_bench.make_callable(__name__)

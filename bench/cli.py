@@ -69,6 +69,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except BenchError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code)
+        except KeyboardInterrupt:  # outside a run (a run records it and raises RunInterrupted, a BenchError)
+            err_console.print("interrupted", markup=False, highlight=False)
+            raise typer.Exit(130)
 
     return wrapper
 
@@ -340,6 +343,8 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
               dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved run specs and stop"),
               resume: bool = typer.Option(True, "--resume/--no-resume", help="reuse finished seeds and shards"),
               force: bool = typer.Option(False, help="recompute even if a complete run exists"),
+              wait: bool = typer.Option(False, "--wait", help="if another process is writing a run, wait for it "
+                                                              "(default: exit 2 naming its pid)"),
               as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Train and evaluate a paper's method and its baselines at a scale, recording every run; ends with the
     headline comparison of what it ran."""
@@ -373,7 +378,7 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
             f"seeds {','.join(map(str, spec.seeds))}, run {spec.run_id()}")
         t0 = time.perf_counter()
         out = runner.execute(spec, store, data_root=data_root, resume=resume, force=force, log=say,
-                             show_progress=not as_json)
+                             show_progress=not as_json, wait=wait)
         outcomes.append(out)
         say(f"[{k}/{len(specs)}] {spec.entry}: " + _run_summary(out, time.perf_counter() - t0))
     # a recipe may summarise the runs it just made (u-dit: a PNG grid of samples and the sanity standing)
@@ -847,9 +852,11 @@ def check(update: bool = typer.Option(False, "--update", help="merge the newest 
         return
     findings = check_mod.check(_store(), ref_dir, papers=paper, allow_stale=allow_stale)
     if summary:
-        summary.write_text(check_mod.markdown(findings, allow_stale))
+        check_mod.write_summary(summary, findings, allow_stale)
     if fmt == Fmt.json:
-        print_json([f.as_dict() for f in findings])
+        from bench.store import parse_setting_key
+
+        print_json([{**f.as_dict(), "setting": parse_setting_key(f.setting)} for f in findings])
     elif fmt == Fmt.md:
         sys.stdout.write(check_mod.markdown(findings, allow_stale))
     elif fmt == Fmt.csv:

@@ -173,15 +173,15 @@ def _shown_setting(run: dict[str, Any], record: dict[str, Any], keys: set[str]) 
 
 def _paper_side(paper_verdict: Any, claim: Any) -> dict[str, Any] | None:
     lhs, rhs = paper_verdict.lhs, paper_verdict.rhs
-    if lhs is None or rhs is None or lhs.value is None or rhs.value is None:
-        return None
     direction = DIALECTS.get(claim.metric, {}).get("direction", "")
-    tags = sorted({c.tag for side in (lhs, rhs) for c in (side.cells or [])})
-    delta = lhs.value - rhs.value
+    tags = sorted({c.tag for side in (lhs, rhs) if side is not None for c in (side.cells or [])})
+    lv = lhs.value if lhs is not None else None
+    rv = rhs.value if rhs is not None else None
+    delta = lv - rv if lv is not None and rv is not None else None
     cost = paper_verdict.cost
-    return {"metric": claim.metric, "dataset": claim.dataset, "setting": dict(claim.setting), "method": lhs.value,
-            "baseline": rhs.value, "delta": delta, "better": _better(delta, direction), "direction": direction,
-            "tags": tags, "verdict": paper_verdict.verdict,
+    return {"metric": claim.metric, "dataset": claim.dataset, "setting": dict(claim.setting), "method": lv,
+            "baseline": rv, "delta": delta, "better": _better(delta, direction), "direction": direction,
+            "tags": tags, "verdict": paper_verdict.verdict, "reason": paper_verdict.reason,
             "cost": None if cost is None else {"metric": cost.metric, "ratio": cost.ratio, "bound": cost.bound}}
 
 
@@ -334,12 +334,16 @@ def display(r: Row) -> dict[str, str]:
     unit = DIALECTS.get(r.metric, {}).get("unit", "")
     delta = "-"
     if r.delta is not None:
-        delta = f"{r.delta:+.4g}{' ' + unit if unit else ''} {_arrow(r.better)}"
+        shown_unit = "pp" if unit == "%" else unit  # a difference of percentages is in percentage points
+        delta = f"{r.delta:+.4g}{' ' + shown_unit if shown_unit else ''} {_arrow(r.better)}"
         if r.delta_pct is not None:
             delta += f" ({r.delta_pct:+.1f}%)"
     cost = ", ".join(f"{COSTS[c][0]} {v['ratio']:.2f}x" for c, v in r.cost.items() if v.get("ratio") is not None)
     paper = ""
-    if r.paper:
+    if r.paper and r.paper.get("delta") is None:
+        p = r.paper
+        paper = f"{p['metric']} on {p['dataset']}: {p['verdict']} ({p['reason']})"
+    elif r.paper:
         p = r.paper
         paper = (f"{p['metric']} on {p['dataset']}: {fmt(p['method'], p['metric'])} vs "
                  f"{fmt(p['baseline'], p['metric'])} ({p['delta']:+.4g} {_arrow(p['better'])})"
@@ -437,7 +441,7 @@ def build_headline(slug: str, store: Store | None = None, problems: list[str] | 
         order = {c.id: i for i, c in enumerate(card.claims)}
         rows += sorted(seen.values(), key=lambda r: (r.dataset, r.method.entry, r.baseline.entry,
                                                      order.get(r.claim or "", len(order)), r.metric,
-                                                     setting_key(r.setting)))
+                                                     _natural(r.setting)))
     unpaired = {}
     for scale in scales:
         shown = {e for r in rows if r.scale == scale for e in (r.method.entry, r.baseline.entry)}
@@ -446,6 +450,16 @@ def build_headline(slug: str, store: Store | None = None, problems: list[str] | 
             unpaired[scale] = rest
     return Headline(slug, card.title, rows, [s for s in scales if any(r.scale == s for r in rows)],
                     len(card.reported), unpaired)
+
+
+def _natural(setting: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """Sort settings by their numbers as numbers (nfe=4 before nfe=12)."""
+    out = []
+    for key in sorted(setting):
+        value = setting[key]
+        number = _num(value)
+        out.append((key, number if number is not None else math.inf, "" if number is not None else str(value)))
+    return out
 
 
 def _row(scale: str, lrun: dict, lrec: dict, rrun: dict, rrec: dict, keys: set[str], claim: str | None,
@@ -558,13 +572,14 @@ def table_model() -> Any:
         metric: str
         dataset: str
         setting: Setting
-        method: float
-        baseline: float
-        delta: float
+        method: Optional[float] = Field(description="null when the card reports no value")
+        baseline: Optional[float]
+        delta: Optional[float]
         better: Optional[bool]
         direction: str
         tags: list[str] = Field(description="provenance tags of the paper cells used")
         verdict: str = Field(description="the claim's verdict on the paper's own numbers")
+        reason: str
         cost: Optional[PaperCostOut]
 
     class RowOut(_Out):

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +16,28 @@ from bench.recipe import RunContext, SeedResult
 from bench.registry import BenchError, UnknownName, unknown_name_message
 from bench.spec import RunSpec
 from bench.store import Store, now
+
+
+class RunInterrupted(BenchError):
+    """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) during a run: recorded as "interrupted", exit 130."""
+
+    exit_code = 130
+
+
+def _where_interrupted(exc: BaseException, seed: int | None, seeds: list[int],
+                       finished: dict[int, Any]) -> tuple[str, dict[str, Any]]:
+    """The one line a Ctrl-C prints, and what the record keeps about where the run stopped.
+
+    bench.train raises TrainingInterrupted (a KeyboardInterrupt carrying the step); other interrupts only know
+    the seed."""
+    where: dict[str, Any] = {"seed": seed, "seeds_done": sorted(finished)}
+    step, total = getattr(exc, "step", None), getattr(exc, "total", None)
+    if step is not None:
+        where.update(step=step, steps=total, checkpoint_step=getattr(exc, "checkpoint_step", None))
+        text = f"interrupted at step {step} of {total}"
+    else:
+        text = f"interrupted in seed {seed} ({len(finished)} of {len(seeds)} seeds done)"
+    return f"{text}; rerun to resume", where
 
 
 @dataclass
@@ -60,15 +85,69 @@ def check_data(specs: list[RunSpec], data_root: Path | None) -> None:
 
 def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: bool = True,
             force: bool = False, log: Callable[[str], None] = print, show_progress: bool = True,
-            device: str = "cpu") -> RunOutcome:
-    """Run (or resume) one spec. Under torchrun every rank computes, rank 0 alone writes the record."""
+            device: str = "cpu", wait: bool = False) -> RunOutcome:
+    """Run (or resume) one spec. Under torchrun every rank computes, rank 0 alone writes the record.
+
+    Rank 0 holds the run's lock while it works: a second process on the same run exits 2 ("run X is being
+    written by pid N"), or with wait=True waits for it. A Ctrl-C is recorded as "interrupted" and leaves as
+    RunInterrupted (exit 130) with one line saying where the run stopped."""
     from bench import distributed as dist
 
     main = dist.is_main_process()
+    lock = None
+    if main:
+        store.check_writable()
+        lock = store.lock(spec)
+        lock.acquire(wait=wait, log=log)
+    try:
+        with _train_messages_to(log if main else None):
+            return _execute_locked(spec, store, data_root, resume, force, log, show_progress, device, main)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@contextmanager
+def _train_messages_to(log: Callable[[str], None] | None) -> Iterator[None]:
+    """Route bench.train's resume and checkpoint messages ("resuming from step 100 of 200", "checkpoint X is
+    corrupt, falling back to Y") to the run's log while it runs."""
+    if log is None:
+        yield
+        return
+
+    class ToLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            log(f"  {prefix}{record.getMessage()}")
+
+    logger = logging.getLogger("bench.train")
+    handler, old_level, old_propagate = ToLog(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown once, through `log`, not again by Python's last-resort stderr handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def _execute_locked(spec: RunSpec, store: Store, data_root: Path | None, resume: bool, force: bool,
+                    log: Callable[[str], None], show_progress: bool, device: str, main: bool) -> RunOutcome:
+    from bench import distributed as dist
+
     recipe = papers.recipe(spec.paper)
+    run_dir = store.run_dir(spec)
+    # Every rank looks before rank 0's open() repairs spec.json, so all of them take the same branch below: a
+    # damaged record is recomputed, never reported "cached".
+    damage = store.damage(run_dir) if run_dir.exists() else None
+    dist.barrier()
+    if damage and main:
+        log(f"  warning: damaged run record {damage}; recomputing it")
     handle = store.open(spec) if main else store.handle(spec)
     dist.barrier()
-    existing = store.read_result(handle.dir) if not force else None
+    existing = store.read_result(handle.dir) if not force and not damage else None
     if existing and existing.get("status") == "complete" and resume:
         return RunOutcome(spec, handle.run_id, existing, cached=True)
     if not resume and main and handle.dir.exists():
@@ -80,10 +159,15 @@ def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: 
     started = now()
     prov = provenance.collect()
     finished: dict[int, dict[str, Any]] = {}
+    seed: int | None = None
     try:
         for seed in spec.seeds:
-            record = handle.seed_record(seed) if resume else None
+            record = handle.seed_record(seed, log=ctx.log) if resume else None
             if record is None:
+                shards = handle.shards_done(seed) if resume else 0
+                if shards:
+                    ctx.log(f"  seed {seed}: resuming, {shards} item shard{'s' if shards > 1 else ''} already "
+                            f"done")
                 t0 = time.perf_counter()
                 outcome: SeedResult = recipe.run_seed(spec, seed, ctx)
                 record = outcome.to_record(seed, time.perf_counter() - t0)
@@ -91,9 +175,14 @@ def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: 
                     handle.save_seed(seed, record)
                 dist.barrier()
             else:
-                ctx.log(f"  seed {seed}: already finished, reusing it")
+                ctx.log(f"  seed {seed} already finished, reusing it")
             finished[seed] = record
-    except BaseException as exc:  # record what finished, then let the error (or Ctrl-C) through
+    except KeyboardInterrupt as exc:
+        line, where = _where_interrupted(exc, seed, spec.seeds, finished)
+        if main:
+            store.finish(handle, finished, prov, "interrupted", started, error=line, interrupted=where)
+        raise RunInterrupted(line) from None
+    except BaseException as exc:  # record what finished, then let the error through
         if main:
             status = "partial" if finished else "failed"
             store.finish(handle, finished, prov, status, started, error=f"{type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ import pandas as pd
 from bench import papers
 from bench.metrics.manifest import DIALECTS, comparable
 from bench.sanity import FAILED, is_sanity, run_sanity
-from bench.store import Store, setting_key
+from bench.store import Store, parse_setting_key, setting_key
 
 COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "sanity",
            "delta", "note"]
@@ -120,25 +120,6 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for row in out:
         row["setting"] = parse_setting_key(row.get("setting") or "")
     return out
-
-
-def parse_setting_key(key: str) -> dict[str, Any]:
-    """The inverse of bench.store.setting_key for the values settings hold (numbers, booleans, names)."""
-    setting: dict[str, Any] = {}
-    for part in [p for p in key.split(",") if p]:
-        name, _, raw = part.partition("=")
-        value: Any = raw
-        if raw in ("True", "False"):
-            value = raw == "True"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    continue
-        setting[name] = value
-    return setting
 
 
 def latex(frame: pd.DataFrame) -> str:

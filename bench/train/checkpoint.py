@@ -67,6 +67,12 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step in a ``step_XXXXXXXX.pt`` name (None for another name)."""
+    match = _STEP_FILE.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1][1] if found else None

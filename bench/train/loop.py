@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -23,8 +24,19 @@ from bench.train.ema import EMA
 from bench.train.optim import build_optimizer, build_scheduler
 from bench.train.progress import JsonlLog, ProgressBar, progress_enabled
 
+LOG = logging.getLogger("bench.train")  # resume and fallback messages; the runner shows them in the run's log
+
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, Any]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `train`: still a KeyboardInterrupt, carrying where training stood (for the one-line
+    "interrupted at step N of M; rerun to resume" and the run record)."""
+
+    def __init__(self, step: int, total: int, checkpoint_step: int | None):
+        super().__init__(f"interrupted at step {step} of {total}")
+        self.step, self.total, self.checkpoint_step = step, total, checkpoint_step
 
 
 @dataclass
@@ -124,16 +136,37 @@ def _split_loss(out: LossOutput, step: int) -> tuple[torch.Tensor, dict[str, Any
     return loss.reshape(()), extras
 
 
-def _find_resume(resume: bool | str | os.PathLike, ckpt_dir: Path) -> Path | None:
+def _find_resume(resume: bool | str | os.PathLike, ckpt_dir: Path,
+                 rank: int = 0) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint to resume from and its loaded contents.
+
+    With resume=True a truncated or corrupt newest checkpoint (a disk filled up, a copy cut short) is not the
+    end of the run: the newest one that loads is used, with a warning, and the damaged files are renamed
+    ``*.corrupt`` (kept for inspection, out of the way of `latest_checkpoint` and pruning)."""
     if resume is False:
         existing = ckpt.latest_checkpoint(ckpt_dir)
         if existing is not None:
             raise BenchError(f"{ckpt_dir} already holds checkpoints (latest {existing.name}); pass resume=True "
                              "to continue that run or use a fresh output directory")
-        return None
-    if resume is True:
-        return ckpt.latest_checkpoint(ckpt_dir)
-    return Path(resume)
+        return None, None
+    if resume is not True:
+        return Path(resume), ckpt.load_file(resume)
+    damaged: list[Path] = []
+    found: tuple[Path | None, dict[str, Any] | None] = (None, None)
+    for _, path in reversed(ckpt.list_checkpoints(ckpt_dir)):
+        try:
+            found = (path, ckpt.load_file(path))
+            break
+        except BenchError as err:
+            damaged.append(path)
+            LOG.warning("%s; falling back to an earlier checkpoint", err)
+    if damaged:
+        LOG.warning("resuming from %s", found[0].name if found[0] else "scratch (no checkpoint loads)")
+        dist_utils.barrier()  # every rank has tried the files before rank 0 moves them
+        if rank == 0:
+            for path in damaged:
+                os.replace(path, path.with_name(path.name + ".corrupt"))
+    return found
 
 
 def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_dir: str | os.PathLike, *,
@@ -164,12 +197,16 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
         log = JsonlLog(out_dir / "train_log.jsonl", enabled=rank == 0)
 
         step, ema_state = 0, None
-        resume_from = _find_resume(resume, ckpt_dir)
+        resume_from, saved = _find_resume(resume, ckpt_dir, rank)
         if resume_from is not None:
-            step, ema_state = _restore(resume_from, cfg, model, optimizer, scheduler, scaler, batches, rank, world)
-            log.truncate_after(step)
+            step, ema_state = _restore(resume_from, saved, cfg, model, optimizer, scheduler, scaler, batches, rank,
+                                       world)
+            LOG.info("resuming from step %d of %d (%s)", step, cfg.steps, resume_from.name)
         else:
             ckpt.seed_all(dist_utils.derive_seed(cfg.seed, "train", rank))
+        # Records past the step we restart from were written by a run killed after its last checkpoint (or
+        # before its first one, when we restart from 0): drop them, so no step is ever logged twice.
+        log.truncate_after(step)
         if rank == 0:
             ckpt.remove_stale_temporaries(ckpt_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +289,11 @@ def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_di
                 if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == end_step:
                     last_ckpt = _save(ckpt_dir, step, cfg, model, ema, optimizer, scheduler, scaler, batches, rank, world)
                     state.last_checkpoint = last_ckpt
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, TrainingInterrupted):  # from a nested train() (a hook's own training)
+                raise
+            saved_step = ckpt.checkpoint_step(last_ckpt) if last_ckpt is not None else None
+            raise TrainingInterrupted(step, cfg.steps, saved_step) from None
         finally:
             bar.close()
     return TrainResult(model, ema.module if ema else model, step, last_ckpt, log.path, last_log, events)
@@ -295,9 +337,9 @@ def _save(ckpt_dir: Path, step: int, cfg: TrainConfig, model: nn.Module, ema: EM
     return path
 
 
-def _restore(path: Path, cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-             scaler: Any, batches: BatchStream, rank: int, world: int) -> tuple[int, dict[str, Any] | None]:
-    data = ckpt.load_file(path)
+def _restore(path: Path, data: dict[str, Any], cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, scaler: Any, batches: BatchStream, rank: int,
+             world: int) -> tuple[int, dict[str, Any] | None]:
     if data.get("format") != ckpt.FORMAT:
         raise BenchError(f"checkpoint {path} is not a bench training checkpoint (format {data.get('format')!r})")
     ckpt.load_model_state(model, data["model"], f"checkpoint {path}")

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from bench import check
 from bench.cli import app
 from bench.metrics.manifest import DIALECTS
-from bench.store import SCHEMA_VERSION, setting_key
+from bench.store import SCHEMA_VERSION, parse_setting_key, setting_key
 
 COMMITTED = check.REFERENCE_DIR
 IMPLEMENTED = check.implemented_papers()
@@ -148,8 +148,9 @@ def finding_for(findings: list[dict[str, Any]], run_ref: dict[str, Any], key: st
     return match
 
 
-def _same_setting(shown: str, run_setting: str, metric_setting: str) -> bool:
-    return shown == check._shown_setting(run_setting, metric_setting)
+def _same_setting(shown: dict[str, Any], run_setting: str, metric_setting: str) -> bool:
+    """check --format json gives the setting as a dict; the reference keys hold it as a setting key."""
+    return setting_key(shown) == setting_key(parse_setting_key(check._shown_setting(run_setting, metric_setting)))
 
 
 def committed(paper: str) -> dict[str, Any] | None:
