@@ -925,7 +925,10 @@ def profile(paper: Optional[str] = typer.Argument(None, help="paper slug"),
 
     paper = _one_paper(paper, paper_opt)
     fmt = _output_format(fmt, as_json)
-    scale = _scales(scale)[0]
+    scales = _scales(scale) or []
+    if len(scales) != 1:
+        raise BenchError(f"--scale takes one scale (smoke, small or paper), not {scale!r}")
+    scale = scales[0]
     if threads is not None and threads < 1:
         raise BenchError(f"--threads must be at least 1 (got {threads})")
     from bench.recipe import torch_threads

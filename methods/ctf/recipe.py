@@ -279,8 +279,10 @@ def _evaluate(network, splits: Splits, cats, recipe, seed: int, ctx: RunContext,
         rows = [r for r in handle.read_items(seed) if r.get("kind") == "detection"]
         results = [{k: r[k] for k in ("image_id", "category_id", "bbox", "score")} for r in rows]
     else:
+        t0 = time.perf_counter()
         results = predict(network, splits.test, cats, recipe.augment.test_resize, device=ctx.device)
         handle.write_shard(seed, "detections", [{"kind": "detection", **r} for r in results])
+        ctx.log(f"  evaluate: {len(splits.test)} test images detected in {time.perf_counter() - t0:.0f} s")
     scored = score(splits.ground_truth, results)
     if not handle.shard_done(seed, "images"):
         handle.write_shard(seed, "images", [{"kind": "image", **row}
@@ -298,7 +300,10 @@ def _setting(spec: RunSpec, seed: int) -> dict[str, Any]:
 
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with torch_threads(spec.train.get("threads")):
+    from bench.train.progress import reporting  # here: importing bench.train imports torch
+
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
+    with torch_threads(spec.train.get("threads")), reporting(ctx.log, ctx.show_progress):
         return _run_seed(spec, seed, ctx)
 
 
@@ -409,25 +414,31 @@ def _thresholds(module) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # profile
 
-def profile(scale: str, device: str = "cpu", repeats: int = 10) -> list[dict[str, Any]]:
+def profile(scale: str, device: str = "cpu", repeats: int = 10, measure_latency: bool | None = None,
+            progress: Any = None) -> list[dict[str, Any]]:
     """Inference cost of the evaluated detector (one image; the same network for every entry: CTF trains K
-    pairs but evaluates one teacher) and the number of networks each entry trains."""
+    pairs but evaluates one teacher) and the number of networks each entry trains. Latency per bench.profile's
+    policy (on CPU only at smoke scale unless measure_latency)."""
     import torch
 
     from baselines.ssod.configs import named_config
-    from bench.profile import count_macs, count_params, latency
-
-    name, size = ("smoke-labelmatch", (64, 64)) if scale == "smoke" else ("labelmatch-160k", (800, 1216))
-    recipe = named_config(name)
     from baselines.ssod.detector import build_detector
+    from bench.profile import ProfileJob, count_macs, count_params, latency_plan, run_profile
 
-    detector = build_detector(recipe.detector).to(device).eval()
-    image = [torch.rand(3, *size, device=device)]
-    macs = count_macs(lambda: detector.detect(image))
-    timing = latency(lambda: detector.detect(image), warmup=2, repeats=repeats, device=device)
-    rows = []
-    for entry, networks in (("supervised", 1), ("unbiased-teacher", 2), ("labelmatch", 2), ("ctf", 4)):
-        rows.append({"entry": entry, "params_m": count_params(detector, trainable_only=False) / 1e6,
-                     "gmacs": macs / 1e9, "latency_ms": timing["median_ms"], "nfe": 1,
-                     "trained_networks": networks, "image_size": list(size)})
-    return rows
+    plan = latency_plan(scale, device, repeats, measure_latency)
+    name, size = ("smoke-labelmatch", (64, 64)) if scale == "smoke" else ("labelmatch-160k", (800, 1216))
+
+    def measure() -> tuple[dict[str, Any], Any]:
+        detector = build_detector(named_config(name).detector).to(plan.device).eval()
+        image = [torch.rand(3, *size, device=plan.device)]
+
+        @torch.no_grad()
+        def detect() -> Any:
+            return detector.detect(image)
+
+        return ({"params_m": count_params(detector, trainable_only=False) / 1e6, "gmacs": count_macs(detect) / 1e9,
+                 "nfe": 1, "image_size": list(size)}, detect)
+
+    (detector,) = run_profile([ProfileJob(f"detector ({name}, shared by every entry)", measure)], plan, progress)
+    return [{"entry": entry, **detector, "trained_networks": networks}
+            for entry, networks in (("supervised", 1), ("unbiased-teacher", 2), ("labelmatch", 2), ("ctf", 4))]

@@ -363,7 +363,10 @@ def trained_model(spec: RunSpec, seed: int, ctx: RunContext):
 
 # ------------------------------------------------------------------------------------------------- seeds
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with torch_threads(spec.train.get("threads")):
+    from bench.train.progress import reporting  # here: importing bench.train imports torch
+
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
+    with torch_threads(spec.train.get("threads")), reporting(ctx.log, ctx.show_progress):
         return _run_seed(spec, seed, ctx)
 
 
@@ -455,16 +458,20 @@ def sanity_metric(ev: dict[str, Any], test: Any, s: int, protocol: dict[str, Any
 
 # ----------------------------------------------------------------------------------------------- profile
 def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entries: list[str] | None = None,
-            sr_scales: tuple[int, ...] = (4,)) -> list[dict[str, Any]]:
+            sr_scales: tuple[int, ...] = (4,), measure_latency: bool | None = None,
+            progress: Any = None) -> list[dict[str, Any]]:
     """Params, MACs, latency (median, IQR) and peak memory of every entry's deployed network.
 
     paper/small: the paper configs, LR 320x180 at x4 (1280x720 HR), as the latency column's usual input.
-    smoke: the tiny configs on a 64x64 LR input. On a GPU: CUDA events after warm-up, fp32 and fp16,
-    at least 50 repeats; on CPU at paper scale 3 repeats (a SwinIR-light forward takes seconds).
+    smoke: the tiny configs on a 64x64 LR input. Latency per bench.profile's policy (on CPU only at smoke scale
+    unless measure_latency: a SwinIR-light forward at 320x180 takes seconds); on a GPU fp32 and fp16 rows.
     """
+    import copy
+
     import torch
 
-    from baselines.sr.train_eval import inference_model, profile_sr
+    from baselines.sr.train_eval import count_macs_meta, inference_model
+    from bench.profile import ProfileJob, count_params, latency_plan, run_profile
     from bench.provenance import cpu_model
 
     if scale not in ("smoke", "small", "paper"):
@@ -473,33 +480,47 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     unknown = [e for e in names if e not in ENTRIES]
     if unknown:
         raise BenchError(f"unknown lipt entry {unknown[0]!r}; known: {', '.join(ENTRIES)}")
-    on_gpu = str(device).startswith("cuda")
+    plan = latency_plan(scale, device, repeats, measure_latency)
+    device = plan.device
+    on_gpu = device.startswith("cuda")
     if on_gpu:
         torch.backends.cudnn.benchmark = True
-    precisions = ("fp32", "fp16") if on_gpu else ("fp32",)
-    if on_gpu:
-        repeats, warmup = max(repeats, 50), 10
-    elif scale == "smoke":
-        warmup = 2
-    else:
-        repeats, warmup = min(repeats, 3), 1
     device_name = torch.cuda.get_device_name(torch.device(device)) if on_gpu else cpu_model()
-    rows = []
-    for entry in names:
-        impl, paper_args, smoke_args = ENTRIES[entry]
-        args = smoke_args if scale == "smoke" else paper_args
-        for s in sr_scales:
+
+    def job(entry: str, s: int, precision: str) -> ProfileJob:
+        def measure() -> tuple[dict[str, Any], Any]:
+            impl, paper_args, smoke_args = ENTRIES[entry]
+            args = smoke_args if scale == "smoke" else paper_args
             torch.manual_seed(0)
-            net = inference_model(build_model(impl, args, s))
+            model = inference_model(build_model(impl, args, s))
             lr_hw = (64, 64) if scale == "smoke" else (math.ceil(720 / s), math.ceil(1280 / s))
-            for precision in precisions:
-                stats = profile_sr(net, lr_hw, device=device, precision=precision, repeats=repeats, warmup=warmup)
-                rows.append({"entry": entry, "impl": impl, "variant": args.get("variant"), "sr_scale": s,
-                             "input": f"{lr_hw[1]}x{lr_hw[0]}", "output": f"{lr_hw[1] * s}x{lr_hw[0] * s}",
-                             "params_m": stats["params_m"], "gmacs": stats["gmacs"], "nfe": None,
-                             "precision": precision, "latency_ms": stats["latency_ms"],
-                             "latency_iqr_ms": stats["latency_iqr_ms"], "repeats": stats["repeats"],
-                             "peak_mem_mb": stats["peak_mem_mb"], "output_finite": stats["output_finite"],
-                             "device": str(device), "device_name": device_name,
-                             "threads": torch.get_num_threads()})
-    return rows
+            shape = (1, 3, *lr_hw)
+            dtype = torch.float16 if precision == "fp16" else torch.float32
+            net = copy.deepcopy(model).to(device=device, dtype=dtype)
+            x = torch.rand(shape, device=device, dtype=dtype) * float(getattr(model, "rgb_range", 1.0))
+            finite, peak = None, None
+            if plan.measure:  # one forward: fp16 can overflow (e.g. unscaled attention logits)
+                with torch.inference_mode():
+                    finite = bool(torch.isfinite(net(x)).all())
+                    if on_gpu:  # after a first call, so that cuDNN autotuning workspaces are not counted
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats(device)
+                        net(x)
+                        torch.cuda.synchronize()
+                        peak = torch.cuda.max_memory_allocated(device) / 2**20
+
+            def forward() -> None:
+                with torch.inference_mode():
+                    net(x)
+
+            return ({"entry": entry, "impl": impl, "variant": args.get("variant"), "sr_scale": s,
+                     "input": f"{lr_hw[1]}x{lr_hw[0]}", "output": f"{lr_hw[1] * s}x{lr_hw[0] * s}",
+                     "params_m": count_params(model) / 1e6, "gmacs": count_macs_meta(model, shape) / 1e9,
+                     "nfe": None, "precision": precision, "peak_mem_mb": peak, "output_finite": finite,
+                     "device_name": device_name}, forward)
+
+        label = entry + (f" x{s}" if len(sr_scales) > 1 else "") + (f" {precision}" if on_gpu else "")
+        return ProfileJob(label, measure)
+
+    precisions = ("fp32", "fp16") if on_gpu else ("fp32",)
+    return run_profile([job(e, s, p) for e in names for s in sr_scales for p in precisions], plan, progress)

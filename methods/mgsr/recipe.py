@@ -189,7 +189,8 @@ def _smoke_tokenizer(vocab_size: int) -> Any:
     return train_tokenizer(texts, vocab_size)
 
 
-def _train_config(cfg: dict[str, Any], seed: int, n_train: int) -> Any:
+def _train_config(cfg: dict[str, Any], seed: int, n_train: int, show_progress: bool = False) -> Any:
+    """show_progress: a rich bar on a terminal, milestone lines in a log (progress never changes the run)."""
     from bench.train import TrainConfig
 
     steps = cfg.get("steps")
@@ -198,7 +199,8 @@ def _train_config(cfg: dict[str, Any], seed: int, n_train: int) -> Any:
     return TrainConfig(steps=int(steps), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
                        schedule=cfg.get("schedule", "cosine"), weight_decay=float(cfg.get("weight_decay", 0.0)),
                        warmup_steps=int(cfg.get("warmup_steps", 0)), grad_clip=cfg.get("grad_clip"),
-                       seed=seed, log_every=10, ckpt_every=int(cfg.get("ckpt_every", 0)), progress=False)
+                       seed=seed, log_every=10, ckpt_every=int(cfg.get("ckpt_every", 0)),
+                       progress=None if show_progress else False)
 
 
 def _selection(cfg: dict[str, Any], n_train: int) -> Any:
@@ -297,7 +299,8 @@ class _Setup:
 
         n = len(self.examples["train"])
         trained = train_model(self.fresh_model(role, seed), SFT(), None, self.tokenizer, self.examples["train"],
-                              self.examples["valid"], self.valid_refs, _train_config(cfg, seed, n), work, self.gen,
+                              self.examples["valid"], self.valid_refs,
+                              _train_config(cfg, seed, n, self.ctx.show_progress), work, self.gen,
                               _selection(cfg, n), log=self.ctx.log)
         import shutil
 
@@ -341,7 +344,8 @@ class _Setup:
 
             n = len(self.examples["train"])
             trained = train_model(load_causal_lm(init_folder)[0], SFT(), None, self.tokenizer, self.examples["train"],
-                                  self.examples["valid"], self.valid_refs, _train_config(cfg, seed, n), work,
+                                  self.examples["valid"], self.valid_refs,
+                                  _train_config(cfg, seed, n, self.ctx.show_progress), work,
                                   self.gen, _selection(cfg, n), log=self.ctx.log)
             shutil.copytree(trained.folder, out)
             atomic.write_json(out / "training.json", {"selection": trained.selection,
@@ -456,7 +460,8 @@ def _train_entry(spec: RunSpec, seed: int, setup: _Setup) -> tuple[Path, dict[st
 
     def fit(work: Path) -> Any:
         return train_model(student, objective, teacher, setup.tokenizer, train_examples, setup.examples["valid"],
-                           setup.valid_refs, _train_config(cfg, seed, n), work, setup.gen, _selection(cfg, n),
+                           setup.valid_refs, _train_config(cfg, seed, n, setup.ctx.show_progress), work, setup.gen,
+                           _selection(cfg, n),
                            log=setup.ctx.log)
 
     if spec.scale == "smoke":  # one run per entry: everything lives in the run's own work folder
@@ -500,6 +505,7 @@ def _evaluate(spec: RunSpec, seed: int, setup: _Setup, folder: Path) -> dict[str
     """lm-eval task on the evaluation split, once per sampling seed; per-prompt rows are shards (resume)."""
     from baselines.llm_kd.evaluation import evaluate_seed, load_hflm, summarise, task_rows, write_task
     from bench import atomic
+    from bench.train.progress import Phase
 
     ctx = setup.ctx
     task = f"mgsr_{spec.dataset.replace('-', '_')}_{spec.split}"
@@ -507,24 +513,27 @@ def _evaluate(spec: RunSpec, seed: int, setup: _Setup, folder: Path) -> dict[str
     rows, dropped = task_rows(setup.eval_records, setup.tokenizer, setup.protocol.max_prompt_tokens)
     write_task(task_dir, task, rows, setup.protocol)
     hflm, per_seed = None, []
-    for s in setup.protocol.seeds:
-        shard = f"{spec.dataset}-eval-seed{s}"
-        meta_path = ctx.work_dir(seed) / f"{shard}.json"
-        if ctx.handle.shard_done(seed, shard) and meta_path.exists():
-            items = [r for r in ctx.handle.read_items(seed) if r["eval_seed"] == s]
-            items.sort(key=lambda r: r["doc_id"])
-            meta = json.loads(meta_path.read_text())
-            per_seed.append({"seed": s, "value": sum(r["rougeL"] for r in items) / len(items), "n": len(items),
-                             "protocol": meta})
-            continue
-        if hflm is None:
-            hflm = load_hflm(folder, setup.protocol, device=ctx.device)
-        out = evaluate_seed(hflm, task_dir, task, s, setup.protocol)
-        atomic.write_json(meta_path, out["protocol"])
-        ctx.handle.write_shard(seed, shard, [
-            {"eval_seed": s, "doc_id": d, "id": rows[d]["id"], "rougeL": v, "prediction": p}
-            for d, v, p in zip(out["doc_ids"], out["per_item"], out["predictions"])])
-        per_seed.append(out)
+    todo = [s for s in setup.protocol.seeds if not ctx.handle.shard_done(seed, f"{spec.dataset}-eval-seed{s}")]
+    with Phase(len(todo), f"evaluate {len(rows)} prompts", unit="sampling seeds") as phase:
+        for s in setup.protocol.seeds:
+            shard = f"{spec.dataset}-eval-seed{s}"
+            meta_path = ctx.work_dir(seed) / f"{shard}.json"
+            if ctx.handle.shard_done(seed, shard) and meta_path.exists():
+                items = [r for r in ctx.handle.read_items(seed) if r["eval_seed"] == s]
+                items.sort(key=lambda r: r["doc_id"])
+                meta = json.loads(meta_path.read_text())
+                per_seed.append({"seed": s, "value": sum(r["rougeL"] for r in items) / len(items), "n": len(items),
+                                 "protocol": meta})
+                continue
+            if hflm is None:
+                hflm = load_hflm(folder, setup.protocol, device=ctx.device)
+            out = evaluate_seed(hflm, task_dir, task, s, setup.protocol)
+            atomic.write_json(meta_path, out["protocol"])
+            ctx.handle.write_shard(seed, shard, [
+                {"eval_seed": s, "doc_id": d, "id": rows[d]["id"], "rougeL": v, "prediction": p}
+                for d, v, p in zip(out["doc_ids"], out["per_item"], out["predictions"])])
+            per_seed.append(out)
+            phase.advance()
     summary = summarise(per_seed)
     summary["protocol"] = per_seed[0]["protocol"]
     summary["dropped_prompts"] = dropped
@@ -532,7 +541,14 @@ def _evaluate(spec: RunSpec, seed: int, setup: _Setup, folder: Path) -> dict[str
 
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with torch_threads(spec.args.get("torch_threads")):
+    import sys
+
+    from bench.train.progress import library_bars_off, reporting  # here: importing bench.train imports torch
+
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal,
+    # where transformers' own bars (one line per refresh) are off
+    with torch_threads(spec.args.get("torch_threads")), reporting(ctx.log, ctx.show_progress), \
+            library_bars_off(not sys.stdout.isatty()):
         return _run_seed(spec, seed, ctx)
 
 
@@ -613,16 +629,18 @@ def _sanity(spec: RunSpec, seed: int, setup: _Setup, summary: dict[str, Any]) ->
 # ---------------------------------------------------------------------------------------------------------------
 # profile
 # ---------------------------------------------------------------------------------------------------------------
-def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> list[dict[str, Any]]:
+def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, measure_latency: bool | None = None,
+            progress: Any = None) -> list[dict[str, Any]]:
     """Teacher and student of the scale's pair: parameters, MACs of one forward over a full-length sequence
-    (max_total_tokens), and its latency. Paper-scale models are built on the meta device (no weights, no
-    memory), so their latency is only measured on a GPU."""
+    (max_total_tokens), and its latency (bench.profile's policy). Paper-scale models are built on the meta
+    device on CPU (no weights, no memory), so their latency is only measured on a GPU."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from baselines.llm_kd.models import GPT2_CONFIGS, PAPER_PAIRS
-    from bench.profile import count_macs, count_params, latency
+    from bench.profile import ProfileJob, count_macs, count_params, latency_plan, run_profile
 
+    plan = latency_plan(scale, device, repeats, measure_latency)
     if scale == "smoke":
         arch, length = SMOKE["arch"], SMOKE["sampler"]["max_total_tokens"]
         configs = {role: GPT2Config(vocab_size=arch["vocab_size"], n_positions=length, bos_token_id=0,
@@ -636,17 +654,26 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> lis
         names = {"teacher": pair.teacher, "student": pair.student}
     else:
         raise BenchError(f"mgsr profile has scales smoke and paper, not {scale!r}")
-    rows = []
-    for role, cfg in configs.items():
-        on_meta = scale == "paper" and not device.startswith("cuda")
-        with torch.device("meta" if on_meta else device):
-            model = GPT2LMHeadModel(cfg).eval()
-            ids = torch.zeros((1, length), dtype=torch.long)
-        macs = count_macs(model, input_ids=ids)
-        row = {"entry": role, "model": names[role], "params_m": count_params(model) / 1e6, "gmacs": macs / 1e9,
-               "tokens": length, "nfe": 1, "latency_ms": None}
-        if not on_meta:
-            with torch.no_grad():
-                row["latency_ms"] = latency(lambda: model(input_ids=ids), repeats=repeats, device=device)["median_ms"]
-        rows.append(row)
-    return rows
+    on_meta = scale == "paper" and not plan.device.startswith("cuda")
+
+    def job(role: str, cfg: Any) -> ProfileJob:
+        def measure() -> tuple[dict[str, Any], Any]:
+            with torch.device("meta" if on_meta else plan.device):
+                model = GPT2LMHeadModel(cfg).eval()
+                ids = torch.zeros((1, length), dtype=torch.long)
+            row = {"entry": role, "model": names[role], "params_m": count_params(model) / 1e6,
+                   "gmacs": count_macs(model, input_ids=ids) / 1e9, "tokens": length, "nfe": 1}
+            if on_meta:
+                row["latency_note"] = ("not measured on CPU (paper-scale GPT-2 is built without weights; "
+                                       "use --device cuda)")
+                return row, None
+
+            @torch.no_grad()
+            def forward() -> Any:
+                return model(input_ids=ids)
+
+            return row, forward
+
+        return ProfileJob(role, measure)
+
+    return run_profile([job(role, cfg) for role, cfg in configs.items()], plan, progress)

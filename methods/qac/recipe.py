@@ -330,6 +330,7 @@ def _smoke_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
     from bench.distributed import derive_seed
     from bench.metrics.api import compute
     from bench.metrics.offline_fd import digits_probabilities
+    from bench.train.progress import Phase
     from methods.qac.sanity import inception_score
 
     real, _ = digits(spec.split)
@@ -337,34 +338,38 @@ def _smoke_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
     base_seed = derive_seed(seed, "qac-samples")  # the same latents for every entry: common random numbers
     label_dim = spec.args["network"].get("label_dim", 0)
     records = []
-    for setting in settings(spec.sampler):
-        shard = f"{setting['solver']}-nfe{setting['nfe']:03d}"
-        if not ctx.handle.shard_done(seed, shard):
-            t0 = time.perf_counter()
-            pieces = []
-            for lo in range(0, n, int(spec.sampler["batch_size"])):
-                idx = torch.arange(lo, min(n, lo + int(spec.sampler["batch_size"])))
-                out = generate_batch(model, idx, base_seed, solver=setting["solver"], nfe=setting["nfe"],
-                                     label_dim=label_dim, condition=_condition(model),
-                                     sampler_kwargs=_sampler_kwargs(spec.sampler))
-                pieces.append(out["images"])
-            fake = torch.cat(pieces).numpy()
-            sample_s = time.perf_counter() - t0
-            result = compute("fd_digits", fake=fake, real=real)
-            row = {"index": len(records), **setting, "fd_digits": result.value, "n": int(result.n),
-                   "digits_is": inception_score(digits_probabilities(fake)),
-                   "samples_sha256": hashlib.sha256(np.ascontiguousarray(fake).tobytes()).hexdigest(),
-                   "sample_wall_s": round(sample_s, 3),
-                   "protocol": {k: result.protocol.get(k) for k in ("classifier_sha256", "classifier_recipe_version",
-                                                                     "feature_extractor", "n1", "n2")}}
-            ctx.handle.write_shard(seed, shard, [row])
-        (row,) = [r for r in ctx.handle.read_items(seed)
-                  if r["solver"] == setting["solver"] and r["nfe"] == setting["nfe"]]
-        protocol = dict(row["protocol"], samples=n, reference=f"digits {spec.split}", base_seed=base_seed,
-                        sampler=setting["solver"], schedule="EDM rho=7", samples_sha256=row["samples_sha256"])
-        records.append(metric_record("fd_digits", row["fd_digits"], row["n"], setting, protocol))
-        if setting == spec.sampler.get("sanity"):
-            records.append(_sanity(row, real, n))
+    grid = settings(spec.sampler)
+    todo = sum(not ctx.handle.shard_done(seed, f"{s['solver']}-nfe{s['nfe']:03d}") for s in grid)
+    with Phase(todo, f"sample and score {n} digits per setting", unit="settings") as phase:
+        for setting in grid:
+            shard = f"{setting['solver']}-nfe{setting['nfe']:03d}"
+            if not ctx.handle.shard_done(seed, shard):
+                t0 = time.perf_counter()
+                pieces = []
+                for lo in range(0, n, int(spec.sampler["batch_size"])):
+                    idx = torch.arange(lo, min(n, lo + int(spec.sampler["batch_size"])))
+                    out = generate_batch(model, idx, base_seed, solver=setting["solver"], nfe=setting["nfe"],
+                                         label_dim=label_dim, condition=_condition(model),
+                                         sampler_kwargs=_sampler_kwargs(spec.sampler))
+                    pieces.append(out["images"])
+                fake = torch.cat(pieces).numpy()
+                sample_s = time.perf_counter() - t0
+                result = compute("fd_digits", fake=fake, real=real)
+                row = {"index": len(records), **setting, "fd_digits": result.value, "n": int(result.n),
+                       "digits_is": inception_score(digits_probabilities(fake)),
+                       "samples_sha256": hashlib.sha256(np.ascontiguousarray(fake).tobytes()).hexdigest(),
+                       "sample_wall_s": round(sample_s, 3),
+                       "protocol": {k: result.protocol.get(k) for k in (
+                           "classifier_sha256", "classifier_recipe_version", "feature_extractor", "n1", "n2")}}
+                ctx.handle.write_shard(seed, shard, [row])
+                phase.advance()
+            (row,) = [r for r in ctx.handle.read_items(seed)
+                      if r["solver"] == setting["solver"] and r["nfe"] == setting["nfe"]]
+            protocol = dict(row["protocol"], samples=n, reference=f"digits {spec.split}", base_seed=base_seed,
+                            sampler=setting["solver"], schedule="EDM rho=7", samples_sha256=row["samples_sha256"])
+            records.append(metric_record("fd_digits", row["fd_digits"], row["n"], setting, protocol))
+            if setting == spec.sampler.get("sanity"):
+                records.append(_sanity(row, real, n))
     if spec.sampler.get("sanity") and not any(is_sanity(r) for r in records):
         raise BenchError(f"the sanity setting {spec.sampler['sanity']} is not in the sampler grid")
     return records
@@ -398,6 +403,7 @@ def _paper_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
     from bench.distributed import derive_seed
     from bench.metrics.api import compute
     from bench.train import ShardStore, generate_shards
+    from bench.train.progress import sampling_phase
 
     if ctx.data_root is None:
         raise BenchError("fid@ref-npz needs --data-root holding the EDM reference statistics")
@@ -419,14 +425,19 @@ def _paper_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
                 store = ShardStore(ctx.work_dir(seed) / "samples" / shard / f"range{k}", total=n, shard_size=1000,
                                    meta={"spec": spec.run_id(), "setting": setting, "first_index": start})
 
-                def sample_fn(indices: Any, rng: Any, start: int = start, setting: dict = setting) -> Any:
+                phase = sampling_phase(store, f"sample {shard}, draw {k + 1}/{len(ranges)}")
+
+                def sample_fn(indices: Any, rng: Any, start: int = start, setting: dict = setting,
+                              phase: Any = phase) -> Any:
                     out = generate_batch(model, indices + start, base_seed, solver=setting["solver"],
                                          nfe=setting["nfe"], device=device, label_dim=label_dim,
                                          condition=_condition(model), sampler_kwargs=_sampler_kwargs(spec.sampler))
+                    phase.advance(len(indices))
                     return {"samples": out["images"]}
 
-                generate_shards(store, sample_fn, base_seed=base_seed, batch_size=int(spec.sampler["batch_size"]),
-                                device=device)
+                with phase:
+                    generate_shards(store, sample_fn, base_seed=base_seed,
+                                    batch_size=int(spec.sampler["batch_size"]), device=device)
                 if dist_utils.is_main_process():
                     samples = torch.from_numpy(store.load(["samples"])["samples"])
                     values.append(compute("fid@ref-npz", samples=samples, reference=str(reference)).value)
@@ -471,7 +482,10 @@ def cost_of(model: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     # smoke pins one intra-op thread (train["threads"]): its numbers and its 3-minute budget are one CPU thread's
-    with torch_threads(spec.train.get("threads")):
+    from bench.train.progress import reporting  # here: importing bench.train imports torch
+
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
+    with torch_threads(spec.train.get("threads")), reporting(ctx.log, ctx.show_progress):
         return _run_seed(spec, seed, ctx)
 
 
@@ -506,13 +520,17 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
 
 
 # ------------------------------------------------------------------------------------------------- profile
-def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> list[dict[str, Any]]:
-    """Per entry: parameters, extra share, MACs per denoiser call, NFE and the latency of one 6-NFE sample."""
+def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, measure_latency: bool | None = None,
+            progress: Any = None) -> list[dict[str, Any]]:
+    """Per entry: parameters, extra share, MACs per denoiser call, NFE and the latency of one 6-NFE sample
+    (bench.profile's policy: on CPU only at smoke scale unless measure_latency)."""
     import torch
 
     from baselines.edm.pipeline import generate_batch
-    from bench.profile import latency
+    from bench.profile import ProfileJob, latency_plan, run_profile
 
+    plan = latency_plan(scale, device, repeats, measure_latency)
+    device = plan.device
     if scale == "smoke":
         configs = [("edm", {"network": dict(SMOKE_NETWORK)}),
                    ("qac", {"network": dict(SMOKE_NETWORK), "qac": dict(SMOKE_QAC)})]
@@ -521,29 +539,27 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20) -> lis
         configs = [("edm", {"network": network}), ("qac", {"network": network, "qac": dict(PAPER_QAC)})]
     else:
         raise BenchError(f"unknown scale {scale!r}; use smoke, small or paper")
-    rows = []
-    for entry, args in configs:
-        torch.manual_seed(0)
-        model = build_model(args).eval()
-        cost = cost_of(model, args)
-        model = model.to(device)
-        if hasattr(model, "prior"):
-            from methods.qac.model import CodePrior
 
-            model.prior = CodePrior(model.config.levels, model.config.code_dim, "uniform")
-        idx = torch.arange(1)
+    def job(entry: str, args: dict[str, Any]) -> ProfileJob:
+        def measure() -> tuple[dict[str, Any], Any]:
+            torch.manual_seed(0)
+            model = build_model(args).eval()
+            cost = cost_of(model, args)
+            model = model.to(device)
+            if hasattr(model, "prior"):
+                from methods.qac.model import CodePrior
 
-        def one_sample(model: Any = model, idx: Any = idx) -> Any:
-            with torch.no_grad():
-                out = generate_batch(model, idx, 0, solver="dpmpp2m", nfe=6, device=device,
-                                     condition=_condition(model))
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            return out
+                model.prior = CodePrior(model.config.levels, model.config.code_dim, "uniform")
 
-        timing = latency(one_sample, warmup=2, repeats=repeats, device=device)
-        rows.append({"entry": entry, "params_m": cost["params_m"], "params_sampling_m": cost["params_sampling_m"],
+            def one_sample() -> Any:
+                with torch.no_grad():
+                    return generate_batch(model, torch.arange(1), 0, solver="dpmpp2m", nfe=6, device=device,
+                                          condition=_condition(model))
+
+            return ({"entry": entry, "params_m": cost["params_m"], "params_sampling_m": cost["params_sampling_m"],
                      "extra_share": cost.get("extra_params_share", 0.0), "gmacs": cost["gmacs"], "nfe": 6,
-                     "sample_gmacs": 6 * cost["gmacs"], "latency_ms": timing["median_ms"], "device": device,
-                     "solver": "dpmpp2m"})
-    return rows
+                     "sample_gmacs": 6 * cost["gmacs"], "solver": "dpmpp2m"}, one_sample)
+
+        return ProfileJob(entry, measure)
+
+    return run_profile([job(entry, args) for entry, args in configs], plan, progress)

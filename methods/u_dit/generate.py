@@ -67,8 +67,10 @@ def sample_setting(model: torch.nn.Module, diffusion: Any, store: Any, setting: 
     """
     from bench.diffusion.sampling import sample
     from bench.train import generate_shards
+    from bench.train.progress import sampling_phase
 
     stats_seen: dict[str, Any] = {}
+    phase = sampling_phase(store, f"sample {setting_key(setting)}")
 
     def sample_fn(indices: torch.Tensor, rng: Any) -> dict[str, torch.Tensor]:
         labels = labels_for(indices, num_classes, label_rule, seed)
@@ -77,11 +79,12 @@ def sample_setting(model: torch.nn.Module, diffusion: Any, store: Any, setting: 
                           null_class=num_classes, guided_channels=guided_channels, clip_denoised=clip_denoised,
                           device=device)
         stats_seen.update(stats.as_dict())
+        phase.advance(len(indices))
         return {"samples": decode(x).cpu(), "label": labels}
 
     before = len(store.missing())
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), phase:
         written = generate_shards(store, sample_fn, base_seed=seed, batch_size=batch_size, device=device)
     wall = time.perf_counter() - t0
     if stats_seen and int(stats_seen["nfe"]) != int(setting["nfe"]):

@@ -358,7 +358,8 @@ def reference_npz(ctx: RunContext) -> Path:
 
 
 # ================================================================================================= train
-def train_config(spec: RunSpec, seed: int, device: str) -> Any:
+def train_config(spec: RunSpec, seed: int, device: str, show_progress: bool = False) -> Any:
+    """show_progress: a rich bar on a terminal, milestone lines in a log (progress never changes the run)."""
     from bench.train import TrainConfig
 
     t = spec.train
@@ -366,7 +367,8 @@ def train_config(spec: RunSpec, seed: int, device: str) -> Any:
                        weight_decay=float(t.get("weight_decay", 0.0)), ema_decay=t.get("ema_decay"),
                        ema_rampup_ratio=t.get("ema_rampup_ratio"), precision=t.get("precision", "auto"),
                        ckpt_every=int(t.get("ckpt_every", 0)), log_every=int(t.get("log_every", 1)),
-                       num_workers=int(t.get("num_workers", 0)), seed=seed, device=device, progress=False,
+                       num_workers=int(t.get("num_workers", 0)), seed=seed, device=device,
+                       progress=None if show_progress else False,
                        extra={"recipe": "u-dit", "entry": spec.entry})
 
 
@@ -402,7 +404,10 @@ def _init_model(spec: RunSpec, seed: int) -> Any:
 
 # ================================================================================================= run
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    with torch_threads(spec.setting.get("cpu_threads")):
+    from bench.train.progress import reporting  # here: importing bench.train imports torch
+
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
+    with torch_threads(spec.setting.get("cpu_threads")), reporting(ctx.log, ctx.show_progress):
         return _run_seed(spec, seed, ctx)
 
 
@@ -420,7 +425,7 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     data = training_set(spec, ctx)
     diffusion = GaussianDiffusion.dit_default()
     model = _init_model(spec, seed)
-    cfg = train_config(spec, seed, ctx.device)
+    cfg = train_config(spec, seed, ctx.device, ctx.show_progress)
 
     t0 = time.perf_counter()
     result = train(model, make_loss_fn(diffusion, data, bool(spec.train.get("hflip"))), data.data, cfg,
