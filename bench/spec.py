@@ -45,9 +45,26 @@ class RunSpec(BaseModel):
     precision: str = "fp32"
     world_size: int = 1
     recipe_version: int = 1
+    rehearsal: dict[str, int] = Field(
+        default_factory=dict,
+        description="a CPU rehearsal of a small/paper code path: {'max_steps': N, 'max_samples': M} caps training "
+                    "steps and evaluated or generated items; empty for a real run. Part of the run id, so a "
+                    "rehearsal never mixes with a real run; its numbers mean nothing")
+
+    @property
+    def is_rehearsal(self) -> bool:
+        return bool(self.rehearsal)
+
+    def capped(self, key: str, value: int) -> int:
+        """`value` (a step or item count of the recipe), capped by the rehearsal's `key` if there is one."""
+        cap = self.rehearsal.get(key)
+        return min(int(value), int(cap)) if cap else int(value)
 
     def run_id(self) -> str:
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+        data = self.model_dump(mode="json")
+        if not data["rehearsal"]:  # a real run hashes as before the field existed: its id does not change
+            del data["rehearsal"]
+        return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:16]
 
     def with_overrides(self, **changes: Any) -> "RunSpec":
         data = self.model_dump()
