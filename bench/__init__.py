@@ -11,7 +11,7 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["reproduce", "table", "claims", "check", "score", "__version__"]
+__all__ = ["__version__", "check", "claims", "reproduce", "score", "table"]
 
 # bench.table, bench.claims and bench.check are modules (the CLI's implementation) and, for notebooks, API
 # functions. Python binds a package attribute to its submodule once that submodule is imported, so a plain

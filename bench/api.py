@@ -14,8 +14,9 @@ with the same one-line message.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import papers
 
@@ -60,7 +61,7 @@ def headline(paper: str, store: Any = None) -> Any:
     return build_headline(_paper(paper), _store(store))
 
 
-def table(paper: str, all: bool = False, store: Any = None) -> Any:  # noqa: A002 - mirrors `bench table --all`
+def table(paper: str, all: bool = False, store: Any = None) -> Any:
     """A pandas DataFrame: the headline rows (one column per number), or with all=True every number the paper
     reports beside ours (columns paper, ours, spread, scale, delta, ...)."""
     if all:

@@ -12,6 +12,9 @@ Which pairs: those the paper's claims compare, where we have runs of both sides;
 the same pair of runs are shown beside them (without a verdict). At a scale where no claim pairs our runs,
 every method run meets every baseline run on the same dataset and run setting.
 
+Rehearsals (capped steps and samples: `bench reproduce --max-steps/--max-samples`) get sections of their own,
+"ours [small, rehearsal]": they never pair with real runs, and no claim verdict rests on them.
+
 Reads records only: no torch, no pandas (pandas only in `to_frame`), so `bench table` stays fast.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from bench import papers
 from bench.metrics.manifest import DIALECTS
 from bench.sanity import is_sanity, run_sanity
-from bench.store import Store, setting_key
+from bench.store import Store, is_rehearsal, setting_key
 
 SCALE_ORDER = ("smoke", "small", "paper")
 
@@ -45,6 +48,11 @@ COSTS: dict[str, tuple[str, tuple[str, ...]]] = {
 SCALE_NOTE = {"smoke": "CPU, embedded data, minutes: checks the code path, NOT a reproduction of the paper's numbers",
               "small": "one GPU, 20 minutes: a proxy, NOT a reproduction of the paper's numbers",
               "paper": "the paper's configuration on the real datasets"}
+REHEARSAL_NOTE = "a CPU rehearsal of this scale's code path, steps and samples capped: its numbers mean nothing"
+
+
+def section_note(scale: str, rehearsal: bool) -> str:
+    return REHEARSAL_NOTE if rehearsal else SCALE_NOTE[scale]
 
 
 @dataclass
@@ -76,6 +84,12 @@ class Row:
     verdict_reason: str | None = None
     paper: dict[str, Any] | None = None
     run_setting: dict[str, Any] = field(default_factory=dict)  # the part of `setting` that tells runs apart
+    rehearsal: bool = False  # both sides are capped rehearsals (bench.store.is_rehearsal)
+
+    @property
+    def badge(self) -> str:
+        """"small", or "small, rehearsal" for a rehearsal row: the section it is shown under."""
+        return f"{self.scale}, rehearsal" if self.rehearsal else self.scale
 
     @property
     def delta(self) -> float | None:
@@ -96,8 +110,8 @@ class Row:
         return _better(self.delta, self.direction)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "dataset": self.dataset, "setting": self.setting, "metric": self.metric,
-                "direction": self.direction, "method": self.method.as_dict(), "baseline": self.baseline.as_dict(),
+        return {"scale": self.scale, "rehearsal": self.rehearsal, "dataset": self.dataset, "setting": self.setting,
+                "metric": self.metric, "direction": self.direction, "method": self.method.as_dict(), "baseline": self.baseline.as_dict(),
                 "delta": self.delta, "delta_pct": self.delta_pct, "better": self.better, "cost": self.cost,
                 "claim": self.claim, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "paper": self.paper}
@@ -204,6 +218,17 @@ class Headline:
 
         return pd.DataFrame(flat_records(self.rows))
 
+    def sections(self) -> list[tuple[str, str, list[tuple[Row, dict[str, str]]]]]:
+        """(badge, note, [(row, display cells)]) per scale, real runs first, then that scale's rehearsals."""
+        cells = self.cells()
+        out = []
+        for scale in self.scales:
+            for rehearsal in (False, True):
+                rows = [(r, c) for r, c in zip(self.rows, cells) if r.scale == scale and r.rehearsal == rehearsal]
+                if rows:
+                    out.append((rows[0][0].badge, section_note(scale, rehearsal), rows))
+        return out
+
     # ------------------------------------------------------------------ text
     def csv(self) -> str:
         buf = io.StringIO()
@@ -219,13 +244,12 @@ class Headline:
 
     def markdown(self) -> str:
         lines = []
-        for scale in self.scales:
-            rows = [c for r, c in zip(self.rows, self.cells()) if r.scale == scale]
-            lines += [f"**ours [{scale}]**: {SCALE_NOTE[scale]}", ""]
+        for badge, note, section in self.sections():
+            lines += [f"**ours [{badge}]**: {note}", ""]
             cols = list(DISPLAY_COLUMNS)
             lines.append("| " + " | ".join(DISPLAY_COLUMNS[c] for c in cols) + " |")
             lines.append("|" + "|".join("---" for _ in cols) + "|")
-            for c in rows:
+            for _, c in section:
                 lines.append("| " + " | ".join(c[k].replace("|", "\\|") for k in cols) + " |")
             lines.append("")
         if not self.rows:
@@ -236,14 +260,12 @@ class Headline:
         if not self.rows:
             return f"<p>{html.escape(self.empty_message())}</p>"
         parts = []
-        for scale in self.scales:
-            parts.append(f'<p class="scale"><b>ours [{html.escape(scale)}]</b>: {html.escape(SCALE_NOTE[scale])}</p>')
+        for badge, note, section in self.sections():
+            parts.append(f'<p class="scale"><b>ours [{html.escape(badge)}]</b>: {html.escape(note)}</p>')
             parts.append('<table class="headline"><thead><tr>'
                          + "".join(f"<th>{html.escape(DISPLAY_COLUMNS[c])}</th>" for c in DISPLAY_COLUMNS)
                          + "</tr></thead><tbody>")
-            for r, c in zip(self.rows, self.cells()):
-                if r.scale != scale:
-                    continue
+            for r, c in section:
                 cls = {True: "better", False: "worse", None: ""}[r.better]
                 tds = []
                 for k in DISPLAY_COLUMNS:
@@ -260,11 +282,10 @@ class Headline:
         cols = list(DISPLAY_COLUMNS)
         out = ["% needs \\usepackage{booktabs}", "\\begin{tabular}{" + "l" * len(cols) + "}", "\\toprule",
                " & ".join(latex_escape(DISPLAY_COLUMNS[c]) for c in cols) + " \\\\", "\\midrule"]
-        for scale in self.scales:
-            out.append(f"\\multicolumn{{{len(cols)}}}{{l}}{{\\emph{{ours [{latex_escape(scale)}]}}}} \\\\")
-            for r, c in zip(self.rows, self.cells()):
-                if r.scale == scale:
-                    out.append(" & ".join(latex_escape(c[k]) for k in cols) + " \\\\")
+        for badge, _, section in self.sections():
+            out.append(f"\\multicolumn{{{len(cols)}}}{{l}}{{\\emph{{ours [{latex_escape(badge)}]}}}} \\\\")
+            for _, c in section:
+                out.append(" & ".join(latex_escape(c[k]) for k in cols) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
         return "\n".join(out) + "\n"
 
@@ -277,7 +298,7 @@ DISPLAY_COLUMNS = {"where": "dataset, setting", "metric": "metric", "method": "m
                    "delta": "delta (method - baseline)", "cost": "cost (method / baseline)",
                    "verdict": "claim verdict", "paper": "paper (method vs baseline)"}
 
-FLAT_COLUMNS = ("scale", "dataset", "setting", "metric", "direction", "method", "method_mean", "method_std",
+FLAT_COLUMNS = ("scale", "rehearsal", "dataset", "setting", "metric", "direction", "method", "method_mean", "method_std",
                 "method_n", "method_sanity", "baseline", "baseline_mean", "baseline_std", "baseline_n",
                 "baseline_sanity", "delta", "delta_pct", "better", *(f"{c}_ratio" for c in COSTS), "claim",
                 "verdict", "verdict_reason", "paper_metric", "paper_dataset", "paper_method", "paper_baseline",
@@ -289,7 +310,7 @@ def flat_records(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         p = r.paper or {}
-        rec = {"scale": r.scale, "dataset": r.dataset, "setting": setting_key(r.setting), "metric": r.metric,
+        rec = {"scale": r.scale, "rehearsal": r.rehearsal, "dataset": r.dataset, "setting": setting_key(r.setting), "metric": r.metric,
                "direction": r.direction, "method": r.method.entry, "method_mean": r.method.mean,
                "method_std": r.method.std, "method_n": r.method.n, "method_sanity": r.method.sanity,
                "baseline": r.baseline.entry, "baseline_mean": r.baseline.mean, "baseline_std": r.baseline.std,
@@ -388,14 +409,18 @@ def build_headline(slug: str, store: Store | None = None, problems: list[str] | 
 
     card = papers.card(slug)
     if runs is None:
-        runs = (store or Store()).latest(slug, problems)
+        runs = (store or Store()).latest(slug, problems, rehearsals=True)
     roles = {e.id: e.role for e in card.entries}
     claim_keys = {k for c in card.claims for k in c.setting}
     rows: list[Row] = []
     scales = [s for s in SCALE_ORDER if any(r["scale"] == s for r in runs)]
     paper_verdicts = {c.id: claims_mod.evaluate_on_paper(card, c) for c in card.claims}
-    for scale in scales:
-        at_scale = [r for r in runs if r["scale"] == scale]
+    # a rehearsal never meets a real run: each scale is built twice, from its real runs, then from its rehearsals
+    groups = [(s, rehearsal) for s in scales for rehearsal in (False, True)]
+    for scale, rehearsal in groups:
+        at_scale = [r for r in runs if r["scale"] == scale and is_rehearsal(r) == rehearsal]
+        if not at_scale:
+            continue
         by_id = {r["run_id"]: r for r in at_scale}
         varying = {k for k in {k for r in at_scale for k in (r.get("setting") or {})}
                    if len({json.dumps((r.get("setting") or {}).get(k), sort_keys=True) for r in at_scale}) > 1}
@@ -418,7 +443,7 @@ def build_headline(slug: str, store: Store | None = None, problems: list[str] | 
                 if key in seen:
                     continue
                 seen[key] = _row(scale, lrun, lrec, rrun, rrec, keys, claim.id, sub,
-                                 _paper_side(paper_verdicts[claim.id], claim))
+                                 _paper_side(paper_verdicts[claim.id], claim), rehearsal)
                 if (lrun["run_id"], rrun["run_id"]) not in pairs:
                     pairs.append((lrun["run_id"], rrun["run_id"]))
         if not pairs:  # no claim pairs our runs here: every method meets every baseline on its dataset
@@ -437,7 +462,7 @@ def build_headline(slug: str, store: Store | None = None, problems: list[str] | 
                              and (m.get("setting") or {}) == (lrec.get("setting") or {})), None)
                 key = (lid, rid, lrec["metric"], setting_key(lrec.get("setting") or {}))
                 if rrec is not None and key not in seen:
-                    seen[key] = _row(scale, lrun, lrec, rrun, rrec, keys, None, None, None)
+                    seen[key] = _row(scale, lrun, lrec, rrun, rrec, keys, None, None, None, rehearsal)
         order = {c.id: i for i, c in enumerate(card.claims)}
         rows += sorted(seen.values(), key=lambda r: (r.dataset, r.method.entry, r.baseline.entry,
                                                      order.get(r.claim or "", len(order)), r.metric,
@@ -463,14 +488,15 @@ def _natural(setting: dict[str, Any]) -> list[tuple[str, float, str]]:
 
 
 def _row(scale: str, lrun: dict, lrec: dict, rrun: dict, rrec: dict, keys: set[str], claim: str | None,
-         verdict: Any, paper: dict[str, Any] | None) -> Row:
+         verdict: Any, paper: dict[str, Any] | None, rehearsal: bool = False) -> Row:
     run_setting = {k: v for k, v in (lrun.get("setting") or {}).items() if k in keys}
     return Row(scale=scale, dataset=lrun["dataset"], setting=_shown_setting(lrun, lrec, keys), metric=lrec["metric"],
                run_setting=dict(sorted(run_setting.items())),
                direction=DIALECTS.get(lrec["metric"], {}).get("direction", ""), method=_side(lrun, lrec),
                baseline=_side(rrun, rrec), cost=_costs((lrun, lrec), (rrun, rrec)), claim=claim,
                verdict=verdict.verdict if verdict is not None else None,
-               verdict_reason=(verdict.reason or None) if verdict is not None else None, paper=paper)
+               verdict_reason=(verdict.reason or None) if verdict is not None else None, paper=paper,
+               rehearsal=rehearsal)
 
 
 # ---------------------------------------------------------------------------------------------- terminal
@@ -489,13 +515,13 @@ def rich_renderables(view: Headline) -> list[Any]:
     colour = {"confirmed": "green", "not confirmed": "red", "inconclusive": "yellow", "unverified": "magenta",
               "no evidence": "red", "no data": "dim"}
     out: list[Any] = []
-    for scale in view.scales:
-        out.append(Text.assemble((f"ours [{scale}]", "bold"), f": {SCALE_NOTE[scale]}"))
+    sections = view.sections()
+    for k, (badge, note, section) in enumerate(sections):
+        scale = section[0][0].scale
+        out.append(Text.assemble((f"ours [{badge}]", "bold"), f": {note}"))
         pairs: dict[tuple[str, str, str, str], list[Row]] = {}
-        for r in view.rows:
-            if r.scale == scale:
-                pairs.setdefault((r.dataset, setting_key(r.run_setting), r.method.entry, r.baseline.entry),
-                                 []).append(r)
+        for r, _ in section:
+            pairs.setdefault((r.dataset, setting_key(r.run_setting), r.method.entry, r.baseline.entry), []).append(r)
         for (dataset, run_key, method, baseline), rows in pairs.items():
             # a cost ratio equal on every row belongs to the pair (params, MACs); the rest to each row (NFE)
             shared = [c for c in COSTS if all(c in r.cost for r in rows)
@@ -524,7 +550,8 @@ def rich_renderables(view: Headline) -> list[Any]:
                                               colour.get(r.verdict, ""))))
                 if r.paper:
                     out.append(Text(f"    paper: {c['paper']}", style="dim"))
-        if view.unpaired.get(scale):
+        last_of_scale = k + 1 == len(sections) or sections[k + 1][2][0][0].scale != scale
+        if view.unpaired.get(scale) and last_of_scale:
             out.append(Text(f"also run at {scale}, but no claim compares them here: "
                             f"{', '.join(view.unpaired[scale])} (bench table {view.paper} --all)", style="dim"))
         out.append(Text(""))
@@ -541,7 +568,7 @@ def table_schema() -> dict[str, Any]:
 
 def table_model() -> Any:
     """The pydantic model of `bench table --format json`; `table_model().model_validate(data)` checks output."""
-    from typing import Literal, Optional
+    from typing import Literal
 
     from pydantic import BaseModel, ConfigDict, Field
 
@@ -552,57 +579,59 @@ def table_model() -> Any:
 
     class SideOut(_Out):
         entry: str
-        mean: Optional[float] = Field(description="mean over seeds")
-        std: Optional[float] = Field(description="sample std over seeds; null with one seed")
+        mean: float | None = Field(description="mean over seeds")
+        std: float | None = Field(description="sample std over seeds; null with one seed")
         n: int = Field(description="number of seeds")
-        run_id: Optional[str]
+        run_id: str | None
         sanity: Literal["passed", "did not learn", "no floor recorded"]
 
     class CostRatioOut(_Out):
         method: float
         baseline: float
-        ratio: Optional[float] = Field(description="method / baseline")
+        ratio: float | None = Field(description="method / baseline")
 
     class PaperCostOut(_Out):
         metric: str
-        ratio: Optional[float]
+        ratio: float | None
         bound: float
 
     class PaperOut(_Out):
         metric: str
         dataset: str
         setting: Setting
-        method: Optional[float] = Field(description="null when the card reports no value")
-        baseline: Optional[float]
-        delta: Optional[float]
-        better: Optional[bool]
+        method: float | None = Field(description="null when the card reports no value")
+        baseline: float | None
+        delta: float | None
+        better: bool | None
         direction: str
         tags: list[str] = Field(description="provenance tags of the paper cells used")
         verdict: str = Field(description="the claim's verdict on the paper's own numbers")
         reason: str
-        cost: Optional[PaperCostOut]
+        cost: PaperCostOut | None
 
     class RowOut(_Out):
         scale: Literal["smoke", "small", "paper"]
+        rehearsal: bool = Field(description="both runs are capped rehearsals (--max-steps/--max-samples): shown "
+                                            "as [scale, rehearsal], their numbers mean nothing")
         dataset: str
         setting: Setting
         metric: str
         direction: str = Field(description="lower | higher: which is better")
         method: SideOut
         baseline: SideOut
-        delta: Optional[float] = Field(description="method mean - baseline mean")
-        delta_pct: Optional[float] = Field(description="delta in % of |baseline mean|")
-        better: Optional[bool] = Field(description="is the method better, given the direction (null: tie)")
+        delta: float | None = Field(description="method mean - baseline mean")
+        delta_pct: float | None = Field(description="delta in % of |baseline mean|")
+        better: bool | None = Field(description="is the method better, given the direction (null: tie)")
         cost: dict[str, CostRatioOut] = Field(description=f"cost ratios, keys among {', '.join(COSTS)}")
-        claim: Optional[str]
-        verdict: Optional[str]
-        verdict_reason: Optional[str]
-        paper: Optional[PaperOut]
+        claim: str | None
+        verdict: str | None
+        verdict_reason: str | None
+        paper: PaperOut | None
 
     class TableOut(_Out):
         paper: str
         title: str
         headline: list[RowOut]
-        cells: Optional[list[dict[str, Any]]] = Field(description="with --all: every reported number beside ours")
+        cells: list[dict[str, Any]] | None = Field(description="with --all: every reported number beside ours")
 
     return TableOut

@@ -1,7 +1,8 @@
 """`bench table`: the paper's numbers beside ours, with deltas only where the dialects agree.
 
 Built with pandas from paper.yaml and the run records (never from printed output). Every "ours" cell
-carries its scale badge; a smoke or small number never sits unlabelled next to a paper number.
+carries its scale badge; a smoke or small number never sits unlabelled next to a paper number. A rehearsal
+(capped steps and samples) is badged "[small, rehearsal]" on a row of its own: it never fills a paper cell.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pandas as pd
 from bench import papers
 from bench.metrics.manifest import DIALECTS, comparable
 from bench.sanity import FAILED, is_sanity, run_sanity
-from bench.store import Store, parse_setting_key, setting_key
+from bench.store import Store, is_rehearsal, parse_setting_key, setting_key
 
-COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "sanity",
-           "delta", "note"]
+COLUMNS = ["entry", "dataset", "split", "setting", "metric", "paper", "source", "ours", "spread", "scale", "rehearsal",
+           "sanity", "delta", "note"]
 
 
 def fmt(value: float | None, metric: str) -> str:
@@ -34,20 +35,23 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
         rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "split": cell.split,
                      "setting": setting_key(cell.setting),
                      "metric": cell.metric, "paper": cell.value, "source": f"[{cell.source.tag}] {cell.source.ref}",
-                     "ours": None, "spread": None, "scale": "", "sanity": "", "delta": None, "note": cell.note}
+                     "ours": None, "spread": None, "scale": "", "rehearsal": False, "sanity": "", "delta": None,
+                     "note": cell.note}
     store = store or Store()
-    for run in sorted(store.latest(slug, problems), key=lambda r: (r["entry"], r["dataset"], r["scale"])):
+    for run in sorted(store.latest(slug, problems, rehearsals=True),
+                      key=lambda r: (r["entry"], r["dataset"], r["scale"], is_rehearsal(r))):
         proxy = run.get("stands_for") or {}
         sanity = run_sanity(run).status  # a run below its floor is badged "did not learn" on every row
+        rehearsal = is_rehearsal(run)
         for m in run["metrics"]:
             skey = setting_key(m.get("setting", {}))
             spread = m.get("std")
-            ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "sanity": sanity,
-                    "run_id": run["run_id"]}
+            ours = {"ours": m["value"], "spread": spread, "scale": run["scale"], "rehearsal": rehearsal,
+                    "sanity": sanity, "run_id": run["run_id"]}
             match = None
             for (entry, dataset, split, s, metric, _), row in rows.items():
                 if (entry == run["entry"] and dataset == run["dataset"] and split == run["split"] and s == skey
-                        and comparable(metric, m["metric"]) and row["ours"] is None):
+                        and comparable(metric, m["metric"]) and row["ours"] is None and not rehearsal):
                     match = row
                     break
             if match is not None:
@@ -68,7 +72,8 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
                 if floor.get("trivial_value") is not None:
                     trivial += f" = {floor['trivial_value']:.4g}"
                 note = f"sanity floor > {floor['value']:.4g} ({trivial})"
-            key = (run["entry"], run["dataset"], run["split"], skey, m["metric"], run["scale"])
+            key = (run["entry"], run["dataset"], run["split"], skey, m["metric"],
+                   run["scale"] + (", rehearsal" if rehearsal else ""))
             rows[key] = {"entry": run["entry"], "dataset": run["dataset"], "split": run["split"], "setting": skey,
                          "metric": m["metric"],
                          "paper": None, "source": "", **ours, "delta": None, "note": note}
@@ -89,7 +94,8 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
             ours = fmt(r["ours"], r["metric"])
             if r["spread"] is not None and not pd.isna(r["spread"]):
                 ours += f" ± {fmt(r['spread'], r['metric'])}"
-            badge = r["scale"] + (", " + FAILED if r.get("sanity") == FAILED else "")
+            badge = (r["scale"] + (", rehearsal" if bool(r.get("rehearsal", False)) else "")
+                     + (", " + FAILED if r.get("sanity") == FAILED else ""))
             ours += f" [{badge}]"
         delta = ""
         if r["delta"] is not None and not pd.isna(r["delta"]):
@@ -104,11 +110,11 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def footnotes(slug: str) -> list[str]:
     card = papers.card(slug)
-    notes = ["paper = the paper's reported number; [P] paper text, [F] figure, [R] repository, [V] verified by "
-             "us, [S] third-party, [M] memory (unchecked), [B] blog, [I] inference.",
-             "ours = mean over seeds ± sample std, with its scale badge: [smoke] CPU/embedded data and [small] "
+    notes = [("paper = the paper's reported number; [P] paper text, [F] figure, [R] repository, [V] verified by "
+             "us, [S] third-party, [M] memory (unchecked), [B] blog, [I] inference."),
+             ("ours = mean over seeds ± sample std, with its scale badge: [smoke] CPU/embedded data and [small] "
              "one GPU are NOT reproductions of paper numbers; Δ is printed only when both numbers share a "
-             "dialect (or a declared comparable one) and setting."]
+             "dialect (or a declared comparable one) and setting.")]
     return notes + list(card.limits)
 
 
@@ -137,6 +143,6 @@ def latex(frame: pd.DataFrame) -> str:
 
 
 # `bench.table(...)` calls bench.api.table (see bench/__init__.py)
-import bench as _bench  # noqa: E402
+import bench as _bench
 
 _bench.make_callable(__name__)

@@ -18,3 +18,15 @@ def toy_paper():
     yield "toy"
     reg.unregister("toy")
     papers.card.cache_clear()
+
+
+@pytest.fixture()
+def toy_runs(toy_paper, store_root):
+    """Both toy entries reproduced once into the test's store; returns the Store."""
+    from bench import runner
+    from bench.store import Store
+
+    store = Store(store_root)
+    for spec in runner.plan(toy_paper, "smoke"):
+        runner.execute(spec, store, log=lambda m: None)
+    return store

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -14,16 +14,6 @@ from bench.store import Store
 from tests.core.test_runs import expected_mean
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def toy_runs(toy_paper, store_root):
-    from bench import runner as bench_runner
-
-    store = Store(store_root)
-    for spec in bench_runner.plan(toy_paper, "smoke"):
-        bench_runner.execute(spec, store, log=lambda m: None)
-    return store
 
 
 def run_ids(store: Store) -> dict[str, str]:
@@ -44,7 +34,7 @@ def invoke_json(args: list[str]):
 
 def test_runs_lists_every_run_newest_first_with_age(toy_runs):
     ids = run_ids(toy_runs)
-    three_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=3, minutes=5)).isoformat(timespec="seconds")
+    three_hours_ago = (datetime.now(UTC) - timedelta(hours=3, minutes=5)).isoformat(timespec="seconds")
     edit_result(toy_runs, ids["toy-method"], finished_at=three_hours_ago)
     rows = invoke_json(["runs"])
     assert [r["entry"] for r in rows] == ["toy-baseline", "toy-method"]  # newest first

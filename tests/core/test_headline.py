@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench import headline, runner
+from bench import headline
 from bench.cli import app
-from bench.store import Store
 from tests.core import toy_recipe
 
 SCHEMA = Path(headline.__file__).parent / "schemas" / "table.schema.json"
@@ -25,14 +24,6 @@ def per_seed_means(offset: float) -> list[float]:
     """What the toy recipe computes per seed, recomputed here from its item generator."""
     n = toy_recipe.N_SHARDS * toy_recipe.ITEMS_PER_SHARD
     return [statistics.fmean(toy_recipe.item_value(offset, seed, i) for i in range(n)) for seed in (0, 1)]
-
-
-@pytest.fixture()
-def toy_runs(toy_paper, store_root):
-    store = Store(store_root)
-    for spec in runner.plan(toy_paper, "smoke"):
-        runner.execute(spec, store, log=lambda m: None)
-    return store
 
 
 def test_one_row_per_pair_metric_with_hand_computed_numbers(toy_runs, toy_paper):

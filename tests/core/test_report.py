@@ -5,17 +5,9 @@ import json
 
 import pytest
 
-from bench import check, claims, runner, table
+from bench import check, claims, table
 from bench.store import Store
 from tests.core.test_runs import expected_mean
-
-
-@pytest.fixture()
-def toy_runs(toy_paper, store_root):
-    store = Store(store_root)
-    for spec in runner.plan(toy_paper, "smoke"):
-        runner.execute(spec, store, log=lambda m: None)
-    return store
 
 
 def test_table_from_card_alone(toy_paper, store_root):
