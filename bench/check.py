@@ -14,6 +14,9 @@ or metric the reference does not know yet). The policy (README, "Regression gate
 
 `update` re-baselines by merging: entries with a new run are replaced, the rest are kept; nothing is removed
 without `prune`.
+
+Rehearsals (`bench reproduce --max-steps/--max-samples`) are invisible here: the gate never compares one and
+`update` never writes one into a reference (the store's `latest` leaves them out).
 """
 from __future__ import annotations
 
@@ -209,7 +212,7 @@ def newest_runs(store: Store, paper: str, scale: str) -> dict[tuple[str, str, st
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UnreadableInput(problems[0].replace("skipped damaged", "unreadable") + more)
-    return {run_key(r)[1:]: r for r in store.latest(paper) if r["scale"] == scale}
+    return {run_key(r)[1:]: r for r in store.latest(paper, rehearsals=False) if r["scale"] == scale}
 
 
 def _metrics_by_key(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -398,7 +401,7 @@ def update(store: Store | None = None, reference_dir: Path = REFERENCE_DIR, pape
     if papers:
         scope = sorted(set(papers))
     else:
-        scope = sorted({r["paper"] for r in store.latest() if r["scale"] == scale})
+        scope = sorted({r["paper"] for r in store.latest(rehearsals=False) if r["scale"] == scale})
     planned: list[tuple[ReferenceUpdate, dict[str, Any] | None]] = []
     for paper in scope:
         path = reference_dir / f"{paper}.json"

@@ -31,6 +31,9 @@ Our side, per pair of lhs/rhs metric records (same dataset, same metric, same se
   Latency is compared only when both runs record the same hardware (provenance) and device, and the same
   input (cost["latency_input"] or cost["input_shape"]); otherwise the cost is not checkable. A failed cost
   condition makes the pair "not confirmed"; an uncheckable one keeps a significant pair "inconclusive".
+- Rehearsals (`bench reproduce --max-steps/--max-samples`: steps and items capped, numbers meaningless) are
+  never evidence: they are left out of every pair, and a scale with rehearsal runs only gets "no evidence
+  (rehearsal runs only)".
 - Several pairs (settings or datasets) for one claim: one verdict per claim and scale, with Holm's step-down
   correction over the pairs' tests, and the per-setting results beneath it. The family is confirmed only when
   every pair is confirmed after the correction, and not confirmed when any pair is.
@@ -49,7 +52,7 @@ from bench import papers
 from bench.cards import Claim, PaperCard, ReportedCell
 from bench.metrics.manifest import comparable
 from bench.sanity import FAILED, UNKNOWN, run_sanity
-from bench.store import Store, setting_key
+from bench.store import Store, is_rehearsal, setting_key
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -572,6 +575,13 @@ def evaluate_on_ours(claim: Claim, runs: list[dict[str, Any]], scale: str) -> Ve
     """One verdict for the claim on our records at one scale (a Holm family when it spans several settings)."""
     base = {"claim": claim.id, "text": claim.text, "source": "ours", "scale": scale, "setting": dict(claim.setting),
             "metric": claim.metric, "margin": float(claim.margin), "relation": claim.relation}
+    real = [r for r in runs if not is_rehearsal(r)]
+    if runs and not real:
+        return Verdict(**base, verdict="no evidence", reason="rehearsal runs only",
+                       evidence=f"a rehearsal caps steps and samples, so its numbers decide nothing: run "
+                                f"bench reproduce {runs[0].get('paper', '')} --scale {scale} without --max-steps "
+                                f"and --max-samples")
+    runs = real
     rhs_setting = dict(claim.rhs_setting if claim.rhs_setting is not None else claim.setting)
     varying = {k for k in set(claim.setting) | set(rhs_setting)
                if k not in claim.setting or k not in rhs_setting or not _same(claim.setting[k], rhs_setting[k])}
@@ -601,7 +611,7 @@ def evaluate_on_ours(claim: Claim, runs: list[dict[str, Any]], scale: str) -> Ve
 
 def evaluate(slug: str, store: Store | None = None, problems: list[str] | None = None) -> list[Verdict]:
     card = papers.card(slug)
-    runs = (store or Store()).latest(slug, problems)
+    runs = (store or Store()).latest(slug, problems, rehearsals=True)  # a rehearsal-only scale says so
     scales = [s for s in SCALE_ORDER if any(r["scale"] == s for r in runs)]
     verdicts: list[Verdict] = []
     for claim in card.claims:

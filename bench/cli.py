@@ -345,9 +345,29 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
               force: bool = typer.Option(False, help="recompute even if a complete run exists"),
               wait: bool = typer.Option(False, "--wait", help="if another process is writing a run, wait for it "
                                                               "(default: exit 2 naming its pid)"),
+              device: str = typer.Option("auto", help="auto (CPU at smoke; CUDA at small and paper when there is "
+                                                      "a GPU) | cpu | cuda[:N]"),
+              max_steps: Optional[int] = typer.Option(None, "--max-steps",
+                                                      help="rehearsal: cap every training run at N steps"),
+              max_samples: Optional[int] = typer.Option(None, "--max-samples",
+                                                        help="rehearsal: cap evaluated/generated items at M"),
+              launcher: str = typer.Option("local", help="local (this machine) | slurm (entries x seeds as a "
+                                                         "submitit job array; prints the job ids and logs)"),
+              partition: Optional[str] = typer.Option(None, help="Slurm partition (--launcher slurm)"),
+              gpus_per_node: Optional[int] = typer.Option(None, help="GPUs, one DDP process each, per node of a "
+                                                                     "task (--launcher slurm; default 1)"),
+              nodes: Optional[int] = typer.Option(None, help="nodes per task (--launcher slurm; default 1)"),
+              timeout_min: Optional[int] = typer.Option(None, help="time limit per task in minutes "
+                                                                   "(--launcher slurm; default 1440)"),
+              slurm_folder: Optional[Path] = typer.Option(None, help="submitit logs and pickles (--launcher "
+                                                                     "slurm; default: slurm/ beside the results)"),
               as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Train and evaluate a paper's method and its baselines at a scale, recording every run; ends with the
-    headline comparison of what it ran."""
+    headline comparison of what it ran.
+
+    --max-steps/--max-samples rehearse the small or paper code path on a CPU: a run of its own (another id,
+    badged "rehearsal"), never mixed with real runs, never evidence for a claim, never gated by bench check.
+    They are refused at smoke scale, which is already the CPU scale and does not honour caps."""
     import time
 
     from bench import runner
@@ -358,15 +378,28 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
         raise BenchError("--nproc must be >= 1")
     entries = _entries(paper, entry)
     seed_list = _parse_seeds(seeds)
-    specs = runner.plan(paper, scale, entries, seed_list, data_root, world_size=nproc)
+    rehearsal = runner.rehearsal_caps(scale, max_steps, max_samples)
+    # one local process resolves its device here; torchrun workers and cluster jobs resolve theirs where they run
+    local = nproc == 1 and launcher == "local"
+    chosen = runner.resolve_device(device, scale) if local else runner.device_name(device)
+    specs = runner.plan(paper, scale, entries, seed_list, data_root, world_size=nproc, rehearsal=rehearsal)
     if dry_run:
         print_json([{"run_id": s.run_id(), **s.model_dump(mode="json")} for s in specs])
         return
     runner.check_data(specs, data_root)
     store = _store()
+    if launcher != "local":  # entries x seeds fanned out as a job array (bench/launch.py)
+        from bench import launch
+
+        launch.reproduce_on_cluster(launcher, specs, store, data_root=data_root, device=device, nproc=nproc,
+                                    resume=resume, force=force, nodes=nodes, gpus_per_node=gpus_per_node,
+                                    partition=partition, timeout_min=timeout_min, folder=slurm_folder,
+                                    log=lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True))
+        return
     if nproc > 1:
         store.check_writable()
-        runner.launch(paper, scale, nproc, entries, seed_list, data_root, resume, force)
+        runner.launch(paper, scale, nproc, entries, seed_list, data_root, resume, force, device=device,
+                      rehearsal=rehearsal)
         console.print(f"recorded the runs under {store.root / paper}; see `bench table {paper}`", markup=False)
         return
     store.check_writable()
@@ -374,11 +407,12 @@ def reproduce(paper: str = typer.Argument(..., help="paper slug, e.g. u-dit"),
     say = (lambda m: None) if as_json else (lambda m: console.print(m, markup=False, highlight=False))
     t_start = time.perf_counter()
     for k, spec in enumerate(specs, 1):
-        say(f"[{k}/{len(specs)}] {spec.paper} {spec.entry} on {spec.dataset} [{spec.scale}], "
-            f"seeds {','.join(map(str, spec.seeds))}, run {spec.run_id()}")
+        say(f"[{k}/{len(specs)}] {spec.paper} {spec.entry} on {spec.dataset} "
+            f"[{spec.scale}{', rehearsal' if spec.is_rehearsal else ''}], seeds {','.join(map(str, spec.seeds))}, "
+            f"run {spec.run_id()} on {chosen}")
         t0 = time.perf_counter()
         out = runner.execute(spec, store, data_root=data_root, resume=resume, force=force, log=say,
-                             show_progress=not as_json, wait=wait)
+                             show_progress=not as_json, wait=wait, device=chosen)
         outcomes.append(out)
         say(f"[{k}/{len(specs)}] {spec.entry}: " + _run_summary(out, time.perf_counter() - t0))
     # a recipe may summarise the runs it just made (u-dit: a PNG grid of samples and the sanity standing)
@@ -712,6 +746,7 @@ def _run_rows(store: Any, paper: Optional[str], problems: list[str]) -> list[dic
                          "dataset": res.get("dataset") or spec.get("dataset"),
                          "setting": res.get("setting") or spec.get("setting") or {},
                          "scale": res.get("scale") or spec.get("scale"),
+                         "rehearsal": (res if result else spec).get("rehearsal") or {},
                          "seeds": res.get("seeds") if result else spec.get("seeds"),
                          "status": status, "finished": finished, "age_s": round(now - stamp, 1),
                          "age": _age(now - stamp), "_stamp": stamp})
@@ -734,8 +769,11 @@ def runs(paper: Optional[str] = typer.Argument(None, help="paper slug (all paper
     finishing (since the last write for a run without a result). "running": no result yet and its writer is
     alive; "unfinished": no result and no live writer (resume it with bench reproduce).
 
-    JSON: a list of {run_id, paper, entry, dataset, setting (object), scale, seeds (integers), status (complete |
-    partial | failed | running | unfinished | unreadable), finished (ISO 8601 or null), age_s (number), age}."""
+    A rehearsal (--max-steps/--max-samples) shows its scale as "small, rehearsal".
+
+    JSON: a list of {run_id, paper, entry, dataset, setting (object), scale, rehearsal (its caps, e.g.
+    {"max_steps": 20}; {} for a real run), seeds (integers), status (complete | partial | failed | running |
+    unfinished | unreadable), finished (ISO 8601 or null), age_s (number), age}."""
     fmt = _output_format(fmt, as_json)
     slug = _one_paper(paper, paper_opt, required=False)
     entries, scales = _entries(slug, entry), _scales(scale)
@@ -746,8 +784,11 @@ def runs(paper: Optional[str] = typer.Argument(None, help="paper slug (all paper
             if (not entries or r["entry"] in entries) and (not scales or r["scale"] in scales)
             and (not statuses or r["status"] in statuses)]
     _report_problems(problems)
+    from bench.store import scale_badge
+
+    shown = [{**r, "badge": scale_badge(r)} for r in rows]  # "small, rehearsal" for a rehearsal
     columns = [("run_id", "id"), ("paper", "paper"), ("entry", "entry"), ("dataset", "dataset"),
-               ("setting", "setting"), ("scale", "scale"), ("seeds", "seeds"), ("status", "status"),
+               ("setting", "setting"), ("badge", "scale"), ("seeds", "seeds"), ("status", "status"),
                ("finished", "finished"), ("age", "age")]
     if not any(r["setting"] for r in rows):
         columns.remove(("setting", "setting"))
@@ -756,7 +797,7 @@ def runs(paper: Optional[str] = typer.Argument(None, help="paper slug (all paper
                       f"{' matching the filters' if entries or scales or statuses else ''}",
                       markup=False, highlight=False, soft_wrap=True)
         return
-    emit_rows(rows, columns, fmt, title=f"runs in {store.root}",
+    emit_rows(shown, columns, fmt, title=f"runs in {store.root}", json_obj=rows,
               styles={"status": {"complete": "green", "partial": "yellow", "failed": "red", "unreadable": "red",
                                  "running": "cyan", "unfinished": "dim"}})
 
@@ -912,7 +953,8 @@ def assets(paper: Optional[str] = typer.Argument(None, help="only what this pape
 def profile(paper: Optional[str] = typer.Argument(None, help="paper slug"),
             paper_opt: Optional[str] = typer.Option(None, "--paper", "-p", help="paper slug (same as the argument)"),
             scale: str = typer.Option("smoke", help="which configs: smoke (tiny) or paper (official shapes)"),
-            device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+            device: str = typer.Option("auto", help="auto (CPU at smoke; CUDA at small and paper when there is a "
+                                                    "GPU) | cpu | cuda[:N]"),
             repeats: int = typer.Option(20, help="timed repeats after warm-up"),
             latency: Optional[bool] = typer.Option(None, "--latency/--no-latency",
                                                    help="time the forward (default: on CUDA always, on CPU only "
@@ -935,7 +977,9 @@ def profile(paper: Optional[str] = typer.Argument(None, help="paper slug"),
 
     with torch_threads(threads):
         # bad --repeats / --device: one line before any model is built
-        plan = profile_mod.latency_plan(scale, device, repeats, latency)
+        from bench.runner import resolve_device
+
+        plan = profile_mod.latency_plan(scale, resolve_device(device, scale), repeats, latency)
         recipe = papers.recipe(paper)
         if not hasattr(recipe, "profile"):
             raise BenchError(f"the {paper} recipe has no profile yet")
@@ -1003,6 +1047,52 @@ def score(dialect: str = typer.Argument(..., help="metric dialect, e.g. psnr_y@m
     row = {"metric": result.name, "value": result.value, "n": result.n}
     emit_rows([row], [("metric", "metric"), ("value", "value"), ("n", "n")], fmt,
               notes=[] if fmt == Fmt.csv else protocol)
+
+
+@app.command()
+@handle_errors
+def evaluate(paper: Optional[str] = typer.Argument(None, help="paper slug, e.g. u-dit"),
+             paper_opt: Optional[str] = typer.Option(None, "--paper", "-p", help="paper slug (same as the argument)"),
+             entry: str = typer.Option(..., "--entry", "-e", help="the card entry the checkpoint is, e.g. u-dit-b"),
+             checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
+                                             help="the released file (or folder), untouched, in its official layout"),
+             data_root: Optional[Path] = typer.Option(None, help="root folder of the real datasets"),
+             scale: str = typer.Option("paper", help="paper (the paper's protocol) | small (a cheaper protocol, "
+                                                     "recorded with its own setting: no Δ beside the paper)"),
+             seeds: Optional[list[str]] = typer.Option(None, help="sampling seeds, e.g. 0,1,2 (default 0)"),
+             max_samples: Optional[int] = typer.Option(None, "--max-samples",
+                                                       help="a rehearsal: cap evaluated/generated items at M "
+                                                            "(recorded; never mixes with a real run)"),
+             device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda[:N]"),
+             force: bool = typer.Option(False, help="recompute even if a complete run exists"),
+             fmt: Fmt = _format_option(), as_json: bool = _json_option()) -> None:
+    """Evaluate an official released checkpoint with the paper's protocol and record it as a run, so that
+    `bench table PAPER --all` shows our number beside the paper's (same dialect, with Δ)."""
+    from bench import evaluate as evaluate_mod
+
+    slug = _one_paper(paper, paper_opt)
+    fmt = _output_format(fmt, as_json)
+    entry_id = (_entries(slug, [entry]) or [entry])[0]
+    scale_name = (_scales(scale) or ["paper"])[0]
+    if max_samples is not None and max_samples < 1:
+        raise BenchError("--max-samples must be >= 1")
+    chosen = evaluate_mod.resolve_device(device, scale_name)
+    quiet = fmt != Fmt.rich
+    say = (lambda m: None) if quiet else (lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True))
+    result = evaluate_mod.run(slug, entry_id, checkpoint, scale=scale_name, data_root=data_root,
+                              seeds=_parse_seeds(seeds), max_samples=max_samples, device=chosen, store=_store(),
+                              force=force, log=say)
+    rows = evaluate_mod.beside_paper(slug, result, _store())
+    if fmt == Fmt.json:
+        print_json({"run": result, "beside_paper": rows})
+        return
+    columns = [("metric", "metric"), ("setting", "setting"), ("ours", "ours"), ("paper_metric", "paper dialect"),
+               ("paper", "paper"), ("delta", "Δ")]
+    emit_rows(rows, columns, fmt, title=f"{slug} {entry_id}: released checkpoint {checkpoint.name} "
+                                         f"[{result['scale']}{', rehearsal' if max_samples else ''}], "
+                                         f"run {result['run_id']}",
+              notes=[] if fmt == Fmt.csv else [f"recorded under {_store().root / slug}; bench table {slug} --all "
+                                               f"shows it beside every reported number"])
 
 
 @app.command()

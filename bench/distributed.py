@@ -118,6 +118,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+def collective_device() -> torch.device:
+    """Where a tensor must sit for a collective of this process group: NCCL only takes CUDA tensors, on the
+    process's own GPU (the current device, set by `init_distributed`); gloo and no group take CPU tensors.
+    Collectives here move their tensors there and hand results back on the caller's device."""
+    import torch
+
+    if is_initialized():
+        import torch.distributed as dist
+
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def destroy() -> None:
     if is_initialized():
         import torch.distributed as dist
@@ -242,14 +256,15 @@ def gather_by_index(indices: torch.Tensor, values: torch.Tensor, total: int) -> 
     if is_initialized() and get_world_size() > 1:
         import torch.distributed as dist
 
-        world = get_world_size()
+        world, home, comm = get_world_size(), values.device, collective_device()
+        indices, values = indices.to(comm), values.to(comm)
         all_idx = [torch.empty_like(indices) for _ in range(world)]
         all_val = [torch.empty_like(values) for _ in range(world)]
         dist.all_gather(all_idx, indices)
         dist.all_gather(all_val, values)
         if get_rank() != 0:
             return None
-        indices, values = torch.cat(all_idx), torch.cat(all_val)
+        indices, values = torch.cat(all_idx).to(home), torch.cat(all_val).to(home)
     out = values.new_zeros((total, *values.shape[1:]))
     seen = torch.zeros(total, dtype=torch.bool, device=values.device)
     keep = indices < total
@@ -269,7 +284,9 @@ def all_reduce_sum(tensor: torch.Tensor, dtype: Any = None) -> torch.Tensor:
     if is_initialized() and get_world_size() > 1:
         import torch.distributed as dist
 
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        shared = out.to(collective_device())  # NCCL rejects a CPU tensor; the result returns to the caller's device
+        dist.all_reduce(shared, op=dist.ReduceOp.SUM)
+        out = shared.to(tensor.device)
     return out
 
 

@@ -111,7 +111,8 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "rehearsal": self.rehearsal, "dataset": self.dataset, "setting": self.setting,
-                "metric": self.metric, "direction": self.direction, "method": self.method.as_dict(), "baseline": self.baseline.as_dict(),
+                "metric": self.metric, "direction": self.direction, "method": self.method.as_dict(),
+                "baseline": self.baseline.as_dict(),
                 "delta": self.delta, "delta_pct": self.delta_pct, "better": self.better, "cost": self.cost,
                 "claim": self.claim, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "paper": self.paper}
@@ -298,8 +299,8 @@ DISPLAY_COLUMNS = {"where": "dataset, setting", "metric": "metric", "method": "m
                    "delta": "delta (method - baseline)", "cost": "cost (method / baseline)",
                    "verdict": "claim verdict", "paper": "paper (method vs baseline)"}
 
-FLAT_COLUMNS = ("scale", "rehearsal", "dataset", "setting", "metric", "direction", "method", "method_mean", "method_std",
-                "method_n", "method_sanity", "baseline", "baseline_mean", "baseline_std", "baseline_n",
+FLAT_COLUMNS = ("scale", "rehearsal", "dataset", "setting", "metric", "direction", "method", "method_mean",
+                "method_std", "method_n", "method_sanity", "baseline", "baseline_mean", "baseline_std", "baseline_n",
                 "baseline_sanity", "delta", "delta_pct", "better", *(f"{c}_ratio" for c in COSTS), "claim",
                 "verdict", "verdict_reason", "paper_metric", "paper_dataset", "paper_method", "paper_baseline",
                 "paper_delta", "paper_tags")
@@ -310,7 +311,8 @@ def flat_records(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         p = r.paper or {}
-        rec = {"scale": r.scale, "rehearsal": r.rehearsal, "dataset": r.dataset, "setting": setting_key(r.setting), "metric": r.metric,
+        rec = {"scale": r.scale, "rehearsal": r.rehearsal, "dataset": r.dataset, "setting": setting_key(r.setting),
+               "metric": r.metric,
                "direction": r.direction, "method": r.method.entry, "method_mean": r.method.mean,
                "method_std": r.method.std, "method_n": r.method.n, "method_sanity": r.method.sanity,
                "baseline": r.baseline.entry, "baseline_mean": r.baseline.mean, "baseline_std": r.baseline.std,
@@ -521,7 +523,8 @@ def rich_renderables(view: Headline) -> list[Any]:
         out.append(Text.assemble((f"ours [{badge}]", "bold"), f": {note}"))
         pairs: dict[tuple[str, str, str, str], list[Row]] = {}
         for r, _ in section:
-            pairs.setdefault((r.dataset, setting_key(r.run_setting), r.method.entry, r.baseline.entry), []).append(r)
+            pair = (r.dataset, setting_key(r.run_setting), r.method.entry, r.baseline.entry)
+            pairs.setdefault(pair, []).append(r)
         for (dataset, run_key, method, baseline), rows in pairs.items():
             # a cost ratio equal on every row belongs to the pair (params, MACs); the rest to each row (NFE)
             shared = [c for c in COSTS if all(c in r.cost for r in rows)

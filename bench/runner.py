@@ -48,8 +48,74 @@ class RunOutcome:
     cached: bool
 
 
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def device_name(requested: str | None) -> str:
+    """`--device` checked and normalised ("auto", "cpu", "cuda", "cuda:N") without asking torch: the cluster
+    and torchrun paths resolve it where the job runs."""
+    import re
+
+    text = str(requested or "auto").strip().lower()
+    if text not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", text):
+        raise BenchError(f"--device takes {DEVICES}, not {requested!r}")
+    return text
+
+
+def resolve_device(requested: str | None, scale: str) -> str:
+    """The torch device one process of a run computes on, from `--device auto|cpu|cuda|cuda:N`.
+
+    auto: the CPU at smoke scale (its references are CPU numbers, and a smoke run must reproduce them bit for
+    bit), CUDA at small and paper scale when torch sees a GPU, else the CPU. Under torchrun "cuda" means the
+    process's own GPU, cuda:LOCAL_RANK; naming one GPU (cuda:N) for several processes is refused. CUDA asked
+    for where there is none is one line (BenchError, exit 2)."""
+    from bench import distributed as dist
+
+    text = device_name(requested)
+    if text == "cpu" or (text == "auto" and scale == "smoke"):
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        if text == "auto":
+            return "cpu"
+        raise BenchError(f"--device {text}: CUDA is not available here (torch {torch.__version__}, "
+                         f"torch.cuda.is_available() is false); use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if dist.launched_by_torchrun():
+        if text in ("auto", "cuda"):
+            text = f"cuda:{dist.get_local_rank()}"  # one GPU per process
+        elif dist.get_world_size() > 1:
+            raise BenchError(f"--device {text} names one GPU, but each of the {dist.get_world_size()} processes "
+                             f"needs its own: use --device cuda (or auto)")
+    elif text == "auto":
+        text = "cuda"
+    if text != "cuda" and int(text.split(":")[1]) >= count:
+        raise BenchError(f"--device {text}: only {count} CUDA device(s) here")
+    return text
+
+
+def rehearsal_caps(scale: str, max_steps: int | None, max_samples: int | None) -> dict[str, int] | None:
+    """RunSpec.rehearsal from `--max-steps N --max-samples M` (None: a real run).
+
+    Refused at smoke scale: smoke is already the CPU-sized scale, its recipes do not read the caps, and a
+    "capped" smoke run would silently be the full one under another id."""
+    caps = {key: value for key, value in (("max_steps", max_steps), ("max_samples", max_samples))
+            if value is not None}
+    for key, value in caps.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BenchError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+    if caps and scale == "smoke":
+        raise BenchError("--max-steps/--max-samples rehearse the small and paper code paths; smoke already runs "
+                         "on a CPU in minutes: drop them, or use --scale small or --scale paper")
+    return caps or None
+
+
 def plan(slug: str, scale: str, entries: list[str] | None = None, seeds: list[int] | None = None,
-         data_root: Path | None = None, world_size: int = 1) -> list[RunSpec]:
+         data_root: Path | None = None, world_size: int = 1,
+         rehearsal: dict[str, int] | None = None) -> list[RunSpec]:
+    """The run specs of `bench reproduce`. `rehearsal` ({"max_steps": N, "max_samples": M}) turns each into a
+    capped rehearsal of the same code path: another run id, never mixed with the real runs."""
     recipe = papers.recipe(slug)
     card = papers.card(slug)
     specs: list[RunSpec] = recipe.plan(card, scale, data_root)
@@ -59,7 +125,8 @@ def plan(slug: str, scale: str, entries: list[str] | None = None, seeds: list[in
             if name not in known:
                 raise UnknownName(unknown_name_message(f"entry of {slug} at scale {scale}", name, known))
         specs = [s for s in specs if s.entry in entries]
-    overrides: dict[str, Any] = {"world_size": world_size if world_size > 1 else None}
+    overrides: dict[str, Any] = {"world_size": world_size if world_size > 1 else None,
+                                 "rehearsal": dict(rehearsal) if rehearsal else None}
     if seeds:
         overrides["seeds"] = list(seeds)
     return [s.with_overrides(**overrides) for s in specs]
@@ -180,14 +247,16 @@ def _execute_locked(spec: RunSpec, store: Store, data_root: Path | None, resume:
     except KeyboardInterrupt as exc:
         line, where = _where_interrupted(exc, seed, spec.seeds, finished)
         if main:
-            store.finish(handle, finished, prov, "interrupted", started, error=line, interrupted=where)
+            store.finish(handle, finished, prov, "interrupted", started, error=line, interrupted=where,
+                         device=device)
         raise RunInterrupted(line) from None
     except BaseException as exc:  # record what finished, then let the error through
         if main:
             status = "partial" if finished else "failed"
-            store.finish(handle, finished, prov, status, started, error=f"{type(exc).__name__}: {exc}")
+            store.finish(handle, finished, prov, status, started, error=f"{type(exc).__name__}: {exc}",
+                         device=device)
         raise
-    result = store.finish(handle, finished, prov, "complete", started) if main else {}
+    result = store.finish(handle, finished, prov, "complete", started, device=device) if main else {}
     dist.barrier()
     return RunOutcome(spec, handle.run_id, result, cached=False)
 
@@ -199,21 +268,30 @@ def distributed_worker(argv: list[str]) -> None:
     opts = json.loads(argv[0])
     data_root = Path(opts["data_root"]) if opts.get("data_root") else None
     specs = plan(opts["paper"], opts["scale"], opts.get("entries"), opts.get("seeds"), data_root,
-                 world_size=dist.get_world_size())
-    info = dist.init_distributed()
+                 world_size=dist.get_world_size(), rehearsal=opts.get("rehearsal"))
+    dist.init_distributed()
+    device = resolve_device(opts.get("device"), opts["scale"])  # this rank's own GPU (cuda:LOCAL_RANK) or the CPU
     store = Store()
     for spec in specs:
         out = execute(spec, store, data_root=data_root, resume=opts.get("resume", True),
-                      force=opts.get("force", False), device=info.device)
+                      force=opts.get("force", False), device=device)
         if dist.is_main_process():
             print(f"{spec.entry} on {spec.dataset}: run {out.run_id} "
                   f"{'cached' if out.cached else 'done'}", flush=True)
 
 
 def launch(paper: str, scale: str, nproc: int, entries: list[str] | None, seeds: list[int] | None,
-           data_root: Path | None, resume: bool, force: bool) -> None:
+           data_root: Path | None, resume: bool, force: bool, device: str = "auto",
+           rehearsal: dict[str, int] | None = None) -> None:
+    """`bench reproduce --nproc N`: N torchrun workers (bench.runner.distributed_worker) on `device` as
+    resolve_device reads it: on CUDA one GPU per worker over NCCL, on the CPU gloo with CUDA hidden."""
     from bench.distributed import launch as torchrun
 
+    where = resolve_device(device, scale)
+    if where.startswith("cuda:"):
+        raise BenchError(f"--device {where} names one GPU, but each of the {nproc} processes needs its own: "
+                         f"use --device cuda (or auto)")
     opts = {"paper": paper, "scale": scale, "entries": entries, "seeds": seeds,
-            "data_root": str(data_root) if data_root else None, "resume": resume, "force": force}
-    torchrun(nproc, "bench.runner:distributed_worker", [json.dumps(opts)], device="cpu" if scale == "smoke" else "auto")
+            "data_root": str(data_root) if data_root else None, "resume": resume, "force": force,
+            "device": where, "rehearsal": rehearsal or None}
+    torchrun(nproc, "bench.runner:distributed_worker", [json.dumps(opts)], device=where)

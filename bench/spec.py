@@ -5,10 +5,13 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Scale = Literal["smoke", "small", "paper"]
 SCALES: tuple[str, ...] = ("smoke", "small", "paper")
+
+# What a rehearsal may cap (RunSpec.rehearsal): training steps, and evaluated or generated items.
+REHEARSAL_KEYS: tuple[str, ...] = ("max_steps", "max_samples")
 
 SCALE_DOC = {
     "smoke": "2-core CPU, embedded data, tiny configs of the real architectures, minutes; deterministic",
@@ -50,6 +53,16 @@ class RunSpec(BaseModel):
         description="a CPU rehearsal of a small/paper code path: {'max_steps': N, 'max_samples': M} caps training "
                     "steps and evaluated or generated items; empty for a real run. Part of the run id, so a "
                     "rehearsal never mixes with a real run; its numbers mean nothing")
+
+    @field_validator("rehearsal")
+    @classmethod
+    def _known_caps(cls, caps: dict[str, int]) -> dict[str, int]:
+        for key, cap in caps.items():
+            if key not in REHEARSAL_KEYS:
+                raise ValueError(f"unknown rehearsal cap {key!r} (known: {', '.join(REHEARSAL_KEYS)})")
+            if cap < 1:
+                raise ValueError(f"rehearsal cap {key} must be at least 1, got {cap}")
+        return caps
 
     @property
     def is_rehearsal(self) -> bool:

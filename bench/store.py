@@ -11,6 +11,13 @@ results/runs/<paper>/<run-id>/
 A killed run resumes: finished seeds and shards are on disk and are not recomputed; a shard file exists
 only once complete, so rows are never duplicated. BENCH_RESULTS moves the store.
 
+result.json records where the run computed in ``cost["device"]`` ("cpu", "cuda", "cuda:N": the device the
+runner gave the recipe, i.e. rank 0's under torchrun; a device the recipe records itself wins). A rehearsal
+(RunSpec.rehearsal: training steps and items capped, `bench reproduce --max-steps/--max-samples`) carries
+``"rehearsal": {caps}``; a real run has no such key. Rehearsals are never mixed with real runs: `latest` keys
+on the flag and leaves them out unless asked (`rehearsals=True`, for the tables that badge them
+"[small, rehearsal]"); claims and the `bench check` gate never use them.
+
 A damaged record (truncated result.json, missing keys, unreadable spec.json) is never trusted: readers skip it
 with a warning naming the file and what is wrong, and `bench reproduce` recomputes it from the finished seeds.
 Folders whose name starts with "_" or "." (the store's `_shared` assets) are not runs.
@@ -96,7 +103,7 @@ def result_problem(data: Any) -> str | None:
             return f"field {key} is missing or not a string"
     if data.get("setting") is not None and not isinstance(data["setting"], dict):
         return "field setting must be an object"
-    for key in ("provenance", "cost"):
+    for key in ("provenance", "cost", "rehearsal"):
         if not isinstance(data.get(key, {}), dict):
             return f"field {key} must be an object"
     if not isinstance(data.get("metrics"), list):
@@ -175,6 +182,16 @@ class RunRecord:
     spec: dict[str, Any] | None
     result: dict[str, Any] | None
     problems: list[str]
+
+
+def is_rehearsal(record: dict[str, Any]) -> bool:
+    """Whether a result.json (or spec.json) is a capped rehearsal, whose numbers mean nothing."""
+    return bool(record.get("rehearsal"))
+
+
+def scale_badge(record: dict[str, Any]) -> str:
+    """What a table prints beside our number: the scale, and "rehearsal" for a capped rehearsal ("small, rehearsal")."""
+    return f"{record.get('scale')}, rehearsal" if is_rehearsal(record) else str(record.get("scale"))
 
 
 def run_key(result: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -321,8 +338,9 @@ class Store:
 
     def finish(self, handle: RunHandle, seeds: dict[int, dict[str, Any]], provenance: dict[str, Any],
                status: str, started_at: str, error: str | None = None,
-               interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Aggregate the finished seeds into result.json (`interrupted`: where an interrupted run stopped)."""
+               interrupted: dict[str, Any] | None = None, device: str | None = None) -> dict[str, Any]:
+        """Aggregate the finished seeds into result.json (`interrupted`: where an interrupted run stopped;
+        `device`: where it computed, kept in cost["device"] unless a seed recorded its own)."""
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for seed, record in sorted(seeds.items()):
             for m in record.get("metrics", []):
@@ -345,6 +363,8 @@ class Store:
             extras.update(record.get("provenance", {}))
             wall += float(record.get("wall_s", 0.0))
         cost["wall_s"] = wall
+        if device is not None:
+            cost.setdefault("device", device)
         spec = handle.spec
         result = {
             "schema_version": SCHEMA_VERSION,
@@ -357,6 +377,7 @@ class Store:
             "scale": spec.scale,
             "stands_for": spec.stands_for,
             "setting": spec.setting,
+            **({"rehearsal": dict(spec.rehearsal)} if spec.rehearsal else {}),  # a real run's record is unchanged
             "status": status,
             "error": error,
             **({"interrupted": interrupted} if interrupted else {}),
@@ -389,13 +410,15 @@ class Store:
             yield path, record.result
 
     def latest(self, paper: str | None = None, problems: list[str] | None = None,
-               statuses: tuple[str, ...] = ("complete",)) -> list[dict[str, Any]]:
-        """The newest record per (paper, entry, dataset, scale, run setting such as the SR scale)."""
-        newest: dict[tuple[str, ...], dict[str, Any]] = {}
+               statuses: tuple[str, ...] = ("complete",), rehearsals: bool = False) -> list[dict[str, Any]]:
+        """The newest record per (paper, entry, dataset, scale, run setting such as the SR scale, rehearsal or
+        not). Rehearsals are left out unless `rehearsals`; even then a newer rehearsal never stands in for a
+        real run: each is the newest of its own kind."""
+        newest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for _, data in self.iter_results(paper, problems):
-            if data.get("status") not in statuses:
+            if data.get("status") not in statuses or (is_rehearsal(data) and not rehearsals):
                 continue
-            key = run_key(data) + (data["scale"],)
+            key = run_key(data) + (data["scale"], is_rehearsal(data))
             if key not in newest or data["finished_at"] >= newest[key]["finished_at"]:
                 newest[key] = data
         return list(newest.values())

@@ -68,15 +68,20 @@ class FeatureStats:
         return self
 
     def all_reduce(self) -> FeatureStats:
-        """Sum the statistics over all torch.distributed ranks (float64), a no-op without a process group."""
+        """Sum the statistics over all torch.distributed ranks (float64), a no-op without a process group.
+        The packed sums travel on the group's own device (the process's GPU under NCCL, which rejects CPU
+        tensors; float64 is exact there too) and come back to the CPU."""
         import torch
         import torch.distributed as dist
+
+        from bench.distributed import collective_device
 
         if not (dist.is_available() and dist.is_initialized()):
             return self
         packed = torch.from_numpy(np.concatenate([[float(self.n)], self.sum, self.sum_outer.ravel()]))
+        packed = packed.to(collective_device())
         dist.all_reduce(packed)
-        flat = packed.numpy()
+        flat = packed.cpu().numpy()
         self.n = int(round(flat[0]))
         self.sum = flat[1:1 + self.dim].copy()
         self.sum_outer = flat[1 + self.dim:].reshape(self.dim, self.dim).copy()
