@@ -35,8 +35,10 @@ def _store(store: Any = None) -> Any:
 
 def reproduce(paper: str, scale: str = "smoke", entries: list[str] | None = None, seeds: list[int] | None = None,
               data_root: str | Path | None = None, resume: bool = True, force: bool = False, store: Any = None,
-              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run (or reuse) every planned run of a paper at a scale; returns their result records (as in result.json)."""
+              log: Callable[[str], None] | None = None, device: str = "auto", max_steps: int | None = None,
+              max_samples: int | None = None) -> list[dict[str, Any]]:
+    """Run (or reuse) every planned run of a paper at a scale; returns their result records (as in result.json).
+    `device` and the rehearsal caps mean what `bench reproduce --device/--max-steps/--max-samples` mean."""
     from bench import runner
     from bench.registry import BenchError
     from bench.spec import SCALES
@@ -45,13 +47,15 @@ def reproduce(paper: str, scale: str = "smoke", entries: list[str] | None = None
     if scale not in SCALES:
         raise BenchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     root = Path(data_root) if data_root else None
-    specs = runner.plan(slug, scale, entries, seeds, root)
+    specs = runner.plan(slug, scale, entries, seeds, root,
+                        rehearsal=runner.rehearsal_caps(scale, max_steps, max_samples))
     runner.check_data(specs, root)
     st = _store(store)
     st.check_writable()
     quiet = log or (lambda message: None)
-    return [runner.execute(spec, st, data_root=root, resume=resume, force=force, log=quiet,
-                           show_progress=False).result for spec in specs]
+    on = runner.resolve_device(device, scale)
+    return [runner.execute(spec, st, data_root=root, resume=resume, force=force, log=quiet, show_progress=False,
+                           device=on).result for spec in specs]
 
 
 def headline(paper: str, store: Any = None) -> Any:

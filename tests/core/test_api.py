@@ -63,3 +63,14 @@ def test_import_stays_light():
     code = "import bench, sys; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_reproduce_refuses_cuda_without_cuda_like_the_cli(toy_paper, store_root, monkeypatch):
+    import torch
+
+    from bench.registry import BenchError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BenchError, match="(?i)cuda"):
+        bench.reproduce("toy", device="cuda")
+    assert not store_root.exists() or not any(store_root.rglob("result.json"))
