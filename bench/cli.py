@@ -1057,6 +1057,8 @@ def evaluate(paper: Optional[str] = typer.Argument(None, help="paper slug, e.g. 
              checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
                                              help="the released file (or folder), untouched, in its official layout"),
              data_root: Optional[Path] = typer.Option(None, help="root folder of the real datasets"),
+             dataset: Optional[str] = typer.Option(None, help="the test set, where the protocol has several "
+                                                              "(e.g. urban100); default: the paper's main one"),
              scale: str = typer.Option("paper", help="paper (the paper's protocol) | small (a cheaper protocol, "
                                                      "recorded with its own setting: no Δ beside the paper)"),
              seeds: Optional[list[str]] = typer.Option(None, help="sampling seeds, e.g. 0,1,2 (default 0)"),
@@ -1081,15 +1083,16 @@ def evaluate(paper: Optional[str] = typer.Argument(None, help="paper slug, e.g. 
     say = (lambda m: None) if quiet else (lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True))
     result = evaluate_mod.run(slug, entry_id, checkpoint, scale=scale_name, data_root=data_root,
                               seeds=_parse_seeds(seeds), max_samples=max_samples, device=chosen, store=_store(),
-                              force=force, log=say)
+                              force=force, log=say, dataset=dataset)
     rows = evaluate_mod.beside_paper(slug, result, _store())
     if fmt == Fmt.json:
         print_json({"run": result, "beside_paper": rows})
         return
     columns = [("metric", "metric"), ("setting", "setting"), ("ours", "ours"), ("paper_metric", "paper dialect"),
                ("paper", "paper"), ("delta", "Δ")]
+    # parentheses, not brackets: rich would read "[paper]" in a table title as markup and drop it
     emit_rows(rows, columns, fmt, title=f"{slug} {entry_id}: released checkpoint {checkpoint.name} "
-                                         f"[{result['scale']}{', rehearsal' if max_samples else ''}], "
+                                         f"({result['scale']} protocol{', rehearsal' if max_samples else ''}), "
                                          f"run {result['run_id']}",
               notes=[] if fmt == Fmt.csv else [f"recorded under {_store().root / slug}; bench table {slug} --all "
                                                f"shows it beside every reported number"])

@@ -8,11 +8,15 @@ the same environment as a torchrun worker (`bench.distributed.launched_by_torchr
 spawn torchrun itself. On preemption or timeout submitit requeues the same job; the training loop and the
 shard store resume from what is on disk.
 
+`submit_slurm_array` submits many such jobs (same geometry, different commands) as one Slurm job array: `bench
+reproduce --launcher slurm` fans entries x seeds out that way (bench/launch.py), one array task per seed of a run.
+
 submitit is imported only when a job is submitted or runs, so building and testing jobs needs no Slurm.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,9 +104,28 @@ def build_slurm_job(command: Sequence[str], *, nodes: int = 1, gpus_per_node: in
     return SlurmJob(tuple(strip_nproc(command)), params, str(Path(folder) / "%j"))
 
 
-def submit_slurm(job: SlurmJob) -> Any:
-    """Submit through submitit; returns its Job (``.job_id``, ``.result()``)."""
+def _executor(job: SlurmJob, cluster: str | None) -> Any:
     submitit = _require_submitit()
-    executor = submitit.AutoExecutor(folder=job.folder)
+    if cluster == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
+        raise BenchError("Slurm is not reachable here (no sbatch/srun on PATH): submit from a login node of the "
+                         "cluster")
+    executor = submitit.AutoExecutor(folder=job.folder, cluster=cluster)
     executor.update_parameters(**job.executor_params)
-    return executor.submit(job)
+    return executor
+
+
+def submit_slurm(job: SlurmJob, cluster: str | None = None) -> Any:
+    """Submit through submitit; returns its Job (``.job_id``, ``.result()``). cluster: None lets submitit pick
+    (Slurm where sbatch exists), "local" runs the job's tasks as processes here."""
+    return _executor(job, cluster).submit(job)
+
+
+def submit_slurm_array(jobs: Sequence[SlurmJob], cluster: str | None = None) -> list[Any]:
+    """Submit jobs of one geometry (executor parameters and log folder) as one job array, one array task per job
+    (the fan-out of `bench reproduce --launcher slurm`, see bench.launch); returns their submitit Jobs in order."""
+    if not jobs:
+        raise BenchError("submit_slurm_array: no jobs")
+    first = jobs[0]
+    if any(j.executor_params != first.executor_params or j.folder != first.folder for j in jobs):
+        raise BenchError("submit_slurm_array: the jobs of one array share their executor parameters and folder")
+    return list(_executor(first, cluster).submit_array(list(jobs)))
