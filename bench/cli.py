@@ -1067,6 +1067,8 @@ def evaluate(paper: Optional[str] = typer.Argument(None, help="paper slug, e.g. 
                                                             "(recorded; never mixes with a real run)"),
              device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda[:N]"),
              force: bool = typer.Option(False, help="recompute even if a complete run exists"),
+             dry_run: bool = typer.Option(False, "--dry-run", help="print the layout expected and the run spec, "
+                                                                    "and stop (the file need not exist yet)"),
              fmt: Fmt = _format_option(), as_json: bool = _json_option()) -> None:
     """Evaluate an official released checkpoint with the paper's protocol and record it as a run, so that
     `bench table PAPER --all` shows our number beside the paper's (same dialect, with Δ)."""
@@ -1078,6 +1080,16 @@ def evaluate(paper: Optional[str] = typer.Argument(None, help="paper slug, e.g. 
     scale_name = (_scales(scale) or ["paper"])[0]
     if max_samples is not None and max_samples < 1:
         raise BenchError("--max-samples must be >= 1")
+    if dry_run:  # the run id depends on the file's sha256: named only once the file is there
+        import dataclasses
+
+        layout = evaluate_mod.layout_for(slug, entry_id)
+        sha = evaluate_mod.sha256_file(checkpoint) if checkpoint.is_file() else "0" * 64
+        spec = evaluate_mod.build_spec(slug, entry_id, checkpoint, scale=scale_name, seeds=_parse_seeds(seeds),
+                                       max_samples=max_samples, sha=sha, dataset=dataset)
+        print_json({"layout": dataclasses.asdict(layout), "checkpoint_found": checkpoint.exists(),
+                    "run_id": spec.run_id() if checkpoint.is_file() else None, "spec": spec.model_dump(mode="json")})
+        return
     chosen = evaluate_mod.resolve_device(device, scale_name)
     quiet = fmt != Fmt.rich
     say = (lambda m: None) if quiet else (lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True))
