@@ -220,7 +220,7 @@ def welch_margin_test(lhs: list[float], rhs: list[float], relation: str, margin:
     advantage = (ma - mb) if better_high else (mb - ma)
     effect = advantage - margin
     sign = ">" if better_high else "<"
-    name = f"one-sided Welch t-test, H1: {names[0]} - {names[1]} {sign} {shift:+g}"
+    name = f"one-sided Welch t-test, H1: {names[0]} - {names[1]} {sign} {shift + 0.0:g}"  # + 0.0: no "-0"
     return WelchResult(name, p_claim, 1.0 - p_claim, effect, (effect - half, effect + half))
 
 
