@@ -85,29 +85,6 @@ def reporting(log: Log | None, enabled: bool = True) -> Iterator[None]:
         _MILESTONE_LOG.reset(token)
 
 
-@contextmanager
-def library_bars_off(active: bool = True) -> Iterator[None]:
-    """Turn off transformers' and huggingface_hub's own tqdm bars in this block (restored after): in a log
-    each of their refreshes is a line of its own. A recipe that uses them opens this where it reports
-    milestones instead. Imports transformers (only recipes that use it call this)."""
-    if not active:
-        yield
-        return
-    from huggingface_hub import utils as hub_utils
-    from transformers.utils import logging as hf_logging
-
-    hub_was_off, hf_was_on = hub_utils.are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled()
-    hub_utils.disable_progress_bars()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if not hub_was_off:
-            hub_utils.enable_progress_bars()
-        if hf_was_on:
-            hf_logging.enable_progress_bar()
-
-
 def milestone_log() -> Log | None:
     """The log of the innermost reporting() block, or None outside one (or when it is off)."""
     return _MILESTONE_LOG.get()

@@ -148,6 +148,20 @@ class Splits:
         self.split_info["labelled_images"] = len(self.labelled)
         self.split_info["unlabelled_images"] = len(self.unlabelled)
 
+    def first_test_images(self, n: int) -> None:
+        """Evaluate on the first ``n`` test images only (a rehearsal): the ground truth shrinks with them, so
+        COCOeval scores exactly the images that were detected."""
+        if n >= len(self.test):
+            return
+        from bench.data.coco import CocoDataset
+
+        data = self.test.data
+        keep = data["images"][:n]
+        ids = {img["id"] for img in keep}
+        subset = {**data, "images": keep, "annotations": [a for a in data["annotations"] if a["image_id"] in ids]}
+        self.test = CocoDataset(self.test.images_dir, data=subset, name=f"{self.test.name}[:{n}]")
+        self.split_info["test_images"] = n
+
     @property
     def ground_truth(self) -> dict[str, Any]:
         return self.test.data
@@ -177,22 +191,33 @@ def _recipe_config(spec: RunSpec, data_root: Path | None):
 
 
 def _burn_in_schedule(recipe, spec: RunSpec, splits: Splits):
-    from baselines.ssod.configs import coco_burn_in
+    """The burn-in schedule: LabelMatch's split-sized one at paper scale, else the config's; fields the spec's
+    args["overrides"]["burn_in"] names win in both cases (the paper plan names none)."""
+    from baselines.ssod.configs import Schedule, coco_burn_in
 
+    schedule = recipe.burn_in
     if spec.scale == "paper" and spec.dataset == "coco2017" and recipe.method == "labelmatch":
-        return coco_burn_in(len(splits.labelled), float(spec.setting["label_pct"]))
-    if spec.scale == "paper" and spec.dataset == "voc07" and recipe.method == "labelmatch":
+        schedule = coco_burn_in(len(splits.labelled), float(spec.setting["label_pct"]))
+    elif spec.scale == "paper" and spec.dataset == "voc07" and recipe.method == "labelmatch":
         # LabelMatch's VOC burn-in: baseline_ssod with times = 1 (12 epochs of VOC07 trainval at 16 images)
         per_epoch = -(-len(splits.labelled) // 16)
-        from baselines.ssod.configs import Schedule
-
-        return Schedule(steps=12 * per_epoch, batch_size=16, lr=0.02, milestones=(8 * per_epoch, 11 * per_epoch))
-    return recipe.burn_in
+        schedule = Schedule(steps=12 * per_epoch, batch_size=16, lr=0.02,
+                            milestones=(8 * per_epoch, 11 * per_epoch))
+    else:
+        return schedule  # the config's own, overrides already applied by with_overrides
+    override = (spec.args.get("overrides") or {}).get("burn_in") or {}
+    return replace(schedule, **{k: tuple(v) if isinstance(v, list) else v for k, v in override.items()})
 
 
 def _shared_dir(ctx: RunContext, key_data: dict[str, Any], kind: str = "burnin") -> Path:
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ctx.handle.dir.parent / "_shared" / f"{kind}-{key}"
+
+
+def _workers(spec: RunSpec) -> int:
+    """DataLoader workers: the spec's; a CPU rehearsal keeps the worker path with one (4 only fight for cores)."""
+    workers = int(spec.train.get("num_workers", 0))
+    return min(workers, 1) if spec.is_rehearsal else workers
 
 
 def _burn_in(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int, ctx: RunContext):
@@ -207,7 +232,7 @@ def _burn_in(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int, c
     ctx.log(f"  burn-in (seed {seed}, {schedule.steps} steps) -> {out}")
     return burn_in(detector, splits.labelled, cats, schedule, recipe.burn_in_view, out, seed, cls_loss,
                    device=ctx.device, ckpt_every=spec.train.get("ckpt_every", 0),
-                   num_workers=spec.train.get("num_workers", 0)), out
+                   num_workers=_workers(spec)), out
 
 
 def _supervised(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int, ctx: RunContext):
@@ -228,7 +253,7 @@ def _supervised(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int
     ctx.log(f"  supervised-only continuation ({recipe.semi.steps} labelled steps) -> {out}")
     network = burn_in(network, splits.labelled, cats, recipe.semi, recipe.burn_in_view, out, seed,
                       recipe.burn_in_loss(), device=ctx.device, ckpt_every=spec.train.get("ckpt_every", 0),
-                      num_workers=spec.train.get("num_workers", 0))
+                      num_workers=_workers(spec))
     return network, out, f"supervised only ({schedule.steps} burn-in + {recipe.semi.steps} labelled steps)"
 
 
@@ -292,6 +317,20 @@ def _evaluate(network, splits: Splits, cats, recipe, seed: int, ctx: RunContext,
     return scored, protocol, digest
 
 
+def _rehearsal(spec: RunSpec, recipe, schedule, splits: Splits):
+    """A rehearsal's caps: every stage's steps (burn-in, semi-supervised, the supervised continuation) through
+    max_steps; the test images and LabelMatch's ACT images (unlabelled images scored to refresh the
+    thresholds) through max_samples."""
+    def capped(stage):
+        return None if stage is None else replace(stage, steps=spec.capped("max_steps", stage.steps))
+
+    ssod = recipe.ssod
+    if ssod is not None and ssod.act_images:
+        ssod = replace(ssod, act_images=spec.capped("max_samples", ssod.act_images))
+    splits.first_test_images(spec.capped("max_samples", len(splits.test)))
+    return replace(recipe, semi=capped(recipe.semi), ssod=ssod), capped(schedule)
+
+
 def _setting(spec: RunSpec, seed: int) -> dict[str, Any]:
     setting = dict(spec.setting)
     if setting.get("fold") == "mean5" and list(spec.seeds) != [1, 2, 3, 4, 5]:
@@ -322,6 +361,8 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     if recipe.detector.num_classes != len(cats):
         recipe = replace(recipe, detector=replace(recipe.detector, num_classes=len(cats)))
     schedule = _burn_in_schedule(recipe, spec, splits)
+    if spec.is_rehearsal:
+        recipe, schedule = _rehearsal(spec, recipe, schedule, splits)
     work = ctx.work_dir(seed)
     provenance: dict[str, Any] = {"dataset_fingerprint": splits.labelled.fingerprint(), "split": splits.split_info,
                                   "test_fingerprint": splits.test.fingerprint(), "config": spec.args["config"],
@@ -359,7 +400,7 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
         ctx.log(f"  {spec.entry}: semi-supervised stage, {recipe.semi.steps} steps")
         semi_stage(module, pairs, recipe.semi, work / "semi", seed, refresh, recipe.ssod.act_interval,
                    device=ctx.device, ckpt_every=spec.train.get("ckpt_every", 0),
-                   num_workers=spec.train.get("num_workers", 0))
+                   num_workers=_workers(spec))
         network = module.eval_network()
         train_cost["semi_steps"] = recipe.semi.steps
         if is_ctf:

@@ -243,13 +243,16 @@ def _open(name: str, split: str, ctx: RunContext, **kwargs: Any):
 
 
 class _FirstN:
-    """The first ``n`` items of an indexed dataset (a DIV2K subset at small scale)."""
+    """The first ``n`` items of an indexed dataset (a DIV2K subset at small scale, a rehearsal's test images)."""
 
     def __init__(self, source: Any, n: int):
         self.source, self.n = source, min(int(n), len(source))
 
     def __len__(self) -> int:
         return self.n
+
+    def fingerprint(self) -> str:
+        return f"{self.source.fingerprint()}[:{self.n}]"
 
     def __getitem__(self, index: int) -> Any:
         if not 0 <= index < self.n:
@@ -290,8 +293,11 @@ def training_set(spec: RunSpec, ctx: RunContext, s: int):
 
 def evaluation_set(spec: RunSpec, ctx: RunContext, s: int):
     if spec.scale == "smoke":
-        return _open("photos", spec.split, ctx, size=spec.sampler.get("test_hr_size"), scale=s)
-    return _open(spec.dataset, spec.split, ctx, scale=s)
+        test = _open("photos", spec.split, ctx, size=spec.sampler.get("test_hr_size"), scale=s)
+    else:
+        test = _open(spec.dataset, spec.split, ctx, scale=s)
+    n = spec.capped("max_samples", len(test))  # a rehearsal evaluates only its first few images
+    return test if n == len(test) else _FirstN(test, n)
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -300,6 +306,9 @@ def train_config(spec: RunSpec, seed: int, ctx: RunContext):
 
     fields = {k: v for k, v in spec.train.items() if k not in DATA_KEYS}
     fields.setdefault("precision", spec.precision)  # the official codes train in fp32
+    fields["steps"] = spec.capped("max_steps", fields["steps"])  # a rehearsal trains a few steps only
+    if spec.is_rehearsal:  # on a CPU rehearsal 8 DataLoader workers only fight for the cores; 2 keep the path
+        fields["num_workers"] = min(int(fields.get("num_workers", 0)), 2)
     return TrainConfig.from_dict({**fields, "seed": seed, "device": ctx.device,
                                   "progress": None if ctx.show_progress else False})
 
@@ -313,7 +322,9 @@ def train_dir(spec: RunSpec, seed: int, ctx: RunContext) -> Path:
 
     key = canonical_json({"impl": spec.impl, "args": spec.args, "sr_scale": spec.setting["sr_scale"],
                           "train": spec.train, "scale": spec.scale, "precision": spec.precision,
-                          "version": VERSION, "world_size": spec.world_size})
+                          "version": VERSION, "world_size": spec.world_size,
+                          # a rehearsal's few steps must never be resumed by a real run (real keys unchanged)
+                          **({"rehearsal": spec.rehearsal} if spec.is_rehearsal else {})})
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return ctx.handle.dir.parent / "_shared" / f"train-{spec.entry}-x{spec.setting['sr_scale']}-{digest}" / \
         f"seed{seed}"

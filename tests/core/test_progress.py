@@ -145,13 +145,3 @@ def test_sampling_phase_in_a_log_and_on_a_terminal(monkeypatch):
     assert "24/64" in out.getvalue() and "ETA" in out.getvalue() and len(lines) == 4  # a bar, no new lines
 
 
-def test_library_bars_are_off_inside_the_block_and_restored_after():
-    from huggingface_hub import utils as hub_utils
-    from transformers.utils import logging as hf_logging
-
-    from bench.train.progress import library_bars_off
-
-    before = (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled())
-    with library_bars_off():
-        assert not hf_logging.is_progress_bar_enabled() and hub_utils.are_progress_bars_disabled()
-    assert (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled()) == before

@@ -1,0 +1,111 @@
+"""CPU rehearsal of MGSR's paper code path (issue 15): Dolly (MiniLLM's processing) and the five evaluation sets
+in their official file layouts, and GPT-2 teacher/student folders in the hub's layout
+(tests/fixtures_official/instruct.py), through the SFT teacher fine-tuning, the SFT-initialised student, each
+objective's training with ROUGE-L checkpoint selection, lm-eval generation with the five sampling seeds, the record
+and the table. MGSR has no small scale (its recipe plans smoke and paper only).
+
+The rehearsal caps (RunSpec.rehearsal) cut every training's steps (teacher, SFT init, student; epochs-based or
+not), the validation prompts and the evaluated prompts; SeqKD samples the teacher only on the prompts the capped
+steps visit (steps x batch)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bench import runner
+from bench.cli import app
+from bench.store import Store
+from tests.fixtures_official.instruct import write_gpt2_folders, write_instruction_data
+
+pytestmark = pytest.mark.slow
+
+CAPS = {"max_steps": 2, "max_samples": 2}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llm-data")
+    write_instruction_data(root)
+    write_gpt2_folders(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _metrics(result):
+    return {m["metric"]: m for m in result["metrics"]}
+
+
+def test_mgsr_paper_rehearsal_teacher_and_students(store_root, data_root):
+    """The teacher, MGSR, SeqKD (teacher samples) and MiniLLM (its own step schedule) on Dolly; MGSR again on
+    Self-Instruct, which reuses the student trained for Dolly."""
+    store, logs = Store(store_root), []
+    wanted = [("teacher", "dolly"), ("mgsr", "dolly"), ("seqkd", "dolly"), ("minillm", "dolly"),
+              ("mgsr", "self-inst")]
+    plan = {(s.entry, s.dataset): s for s in runner.plan("mgsr", "paper", data_root=data_root, rehearsal=CAPS)}
+    outs = [runner.execute(plan[k], store, data_root=data_root, show_progress=False, log=logs.append) for k in wanted]
+    for out in outs:
+        result = out.result
+        assert result["status"] == "complete" and result["rehearsal"] == CAPS
+        rouge = _metrics(result)["rouge_l@rouge-score"]
+        assert rouge["n"] == 2  # max_samples: two prompts of the evaluation file
+        assert rouge["protocol"]["eval_seeds"] == [10, 20, 30, 40, 50]  # the papers' sampling seeds, all run
+        assert 0.0 <= rouge["value"] <= 100.0
+    # trained once each: the teacher, the SFT init, the MGSR student (Dolly and Self-Instruct share it)
+    builds = [line for line in logs if "building shared" in line]
+    assert sum("teacher" in b for b in builds) == 1 and sum("student-mgsr" in b for b in builds) == 1
+    assert sum("sft-init" in b for b in builds) == 1
+    table = CliRunner().invoke(app, ["table", "mgsr", "--all", "--format", "json"],
+                               env={"BENCH_RESULTS": str(store_root)})
+    assert table.exit_code == 0, table.output
+    ours = [c for c in json.loads(table.output)["cells"] if c.get("run_id") in {o.run_id for o in outs}]
+    assert ours and all(c["rehearsal"] and c["paper"] is None for c in ours)
+
+
+@pytest.mark.parametrize("entry", ["sft", "imitkd", "gkd", "distillm"])
+def test_mgsr_paper_rehearsal_other_baselines(store_root, data_root, entry):
+    """The remaining objectives' paper paths (SFT from the pretrained student; ImitKD/GKD/DistiLLM from the SFT
+    init with on-policy samples) on Vicuna."""
+    (spec,) = [s for s in runner.plan("mgsr", "paper", [entry], data_root=data_root, rehearsal=CAPS)
+               if s.dataset == "vicuna"]
+    out = runner.execute(spec, Store(store_root), data_root=data_root, show_progress=False, log=lambda m: None)
+    assert out.result["status"] == "complete"
+    assert _metrics(out.result)["rouge_l@rouge-score"]["n"] == 2
+
+
+def test_mgsr_paper_rehearsal_cli_one_entry_five_sets(store_root, data_root):
+    """`bench reproduce mgsr --scale paper --entry kd --max-steps 2 --max-samples 2`: one KD student, evaluated on
+    the five sets."""
+    res = CliRunner().invoke(app, ["reproduce", "mgsr", "--scale", "paper", "--entry", "kd", "--data-root",
+                                   str(data_root), "--max-steps", "2", "--max-samples", "2", "--device", "cpu"],
+                             env={"BENCH_RESULTS": str(store_root)})
+    assert res.exit_code == 0, res.output
+    store = Store(store_root)
+    specs = runner.plan("mgsr", "paper", ["kd"], data_root=data_root, rehearsal=CAPS)
+    assert sorted(s.dataset for s in specs) == ["dolly", "self-inst", "sni", "unni", "vicuna"]
+    for spec in specs:
+        result = store.read_result(store.run_dir(spec))
+        assert result["status"] == "complete" and _metrics(result)["rouge_l@rouge-score"]["n"] == 2
+
+
+def test_mgsr_paper_without_models_names_the_folder(store_root, data_root, tmp_path):
+    """Outside a rehearsal a missing model folder is one line naming it and how to get it."""
+    import shutil
+
+    broken = tmp_path / "no-models"
+    shutil.copytree(data_root / "minillm", broken / "minillm")
+    res = CliRunner().invoke(app, ["reproduce", "mgsr", "--scale", "paper", "--entry", "sft", "--data-root",
+                                   str(broken), "--device", "cpu"],
+                             env={"BENCH_RESULTS": str(store_root), "COLUMNS": "1000"})
+    assert res.exit_code != 0
+    (line,) = [x for x in res.output.splitlines() if x.startswith("error:")]
+    assert "models/gpt2-xl" in line and "huggingface-cli download" in line
