@@ -17,6 +17,12 @@ paper  CIFAR-10 32 / FFHQ 64 / AFHQv2 64 EDM zips, EDM's config-F networks and s
        Not implemented: EDM's non-leaky augmentation pipe (config F trains with p = 0.12-0.25), so a network
        trained here is EDM config E; the official pickles are config F.
 
+Rehearsal (``bench reproduce qac --scale small|paper --max-steps N --max-samples M``; RunSpec.rehearsal): the
+same code path with counts capped by bench.diffusion.rehearsal (training steps and batch, the images the code
+prior is fitted on, samples per seed range in two shards or more, solver steps; each solver at its first NFE)
+and stand-in assets accepted (bench.assets.rehearsal_assets); tests/recipes/test_rehearsal_qac.py runs it on
+CPU against tests/fixtures_official/. Its numbers mean nothing and never mix with a real run's.
+
 Resume: training checkpoints in work/<seed>/train (bench.train), the code prior in work/<seed>/code_prior.pt,
 one item shard per finished setting (smoke) or one shard store of samples per setting and seed range (paper).
 """
@@ -242,15 +248,28 @@ def _train(model: Any, spec: RunSpec, seed: int, data: Any, work: Path, ctx: Run
     options = dict(spec.train)
     options.pop("threads", None)  # run_seed pins them (bench.recipe.torch_threads)
     cfg = edm_train_config(seed=seed, progress=None if ctx.show_progress else False, device=ctx.device, **options)
+    if spec.is_rehearsal:  # fewer steps of a smaller batch, the real schedule's shape otherwise
+        from dataclasses import replace
+
+        from bench.diffusion.rehearsal import train_batch
+
+        steps = spec.capped("max_steps", cfg.steps)
+        cfg = replace(cfg, steps=steps, batch_size=train_batch(spec, cfg.batch_size),
+                      warmup_steps=min(cfg.warmup_steps, steps - 1))
     loss = EDMLoss()
     is_qac = "qac" in spec.args
+    augment_dim = int(spec.args["network"].get("augment_dim", 0))
+    # Config F keeps its augmentation embedding (augment_dim 9) but we train without the augmentation pipe. Zero
+    # augmentation labels, as EDM's pipe gives an image it leaves alone, change no output and give that layer a
+    # zero gradient instead of none: DDP needs a gradient for every parameter (found by the 2-process rehearsal).
+    no_augmentation = (lambda y: (y, y.new_zeros(y.shape[0], augment_dim))) if augment_dim else None
 
     def loss_fn(net: Any, batch: Any) -> Any:
         images, labels = batch
         labels = labels if labels.shape[1] else None
         # QAC: the code comes from the clean batch inside the wrapped forward (so DDP sees one forward call)
         condition = (lambda y: {"clean": y}) if is_qac else None
-        return edm_reduce(loss(net, images, labels, condition_fn=condition))
+        return edm_reduce(loss(net, images, labels, augment_pipe=no_augmentation, condition_fn=condition))
 
     t0 = time.perf_counter()
     result = train(model, loss_fn, data, cfg, work / "train", resume=True)
@@ -311,6 +330,27 @@ def settings(sampler: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"nfe": int(n), "solver": solver} for solver, nfes in sampler["grid"].items() for n in nfes]
 
 
+def spec_settings(spec: RunSpec) -> list[dict[str, Any]]:
+    """The settings a run samples: the whole grid, or in a rehearsal each solver at its first NFE
+    (bench.diffusion.rehearsal.solver_grid)."""
+    from bench.diffusion.rehearsal import solver_grid
+
+    return settings({**spec.sampler, "grid": solver_grid(spec, spec.sampler["grid"])})
+
+
+def _prior_items(spec: RunSpec, data: Any) -> Any:
+    """The training items the code prior is fitted on: all of them, or a rehearsal's max_samples."""
+    if not spec.is_rehearsal:
+        return data
+    from bench.diffusion.rehearsal import SpacedSubset
+
+    n = spec.capped("max_samples", len(data[0]) if isinstance(data, tuple) else len(data))
+    if isinstance(data, tuple):
+        keep = SpacedSubset(range(len(data[0])), n).indices
+        return tuple(part[keep] for part in data)
+    return SpacedSubset(data, n)
+
+
 def _sampler_kwargs(sampler: dict[str, Any]) -> dict[str, Any]:
     return {k: sampler[k] for k in ("sigma_min", "sigma_max", "rho") if k in sampler}
 
@@ -338,7 +378,7 @@ def _smoke_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
     base_seed = derive_seed(seed, "qac-samples")  # the same latents for every entry: common random numbers
     label_dim = spec.args["network"].get("label_dim", 0)
     records = []
-    grid = settings(spec.sampler)
+    grid = spec_settings(spec)
     todo = sum(not ctx.handle.shard_done(seed, f"{s['solver']}-nfe{s['nfe']:03d}") for s in grid)
     with Phase(todo, f"sample and score {n} digits per setting", unit="settings") as phase:
         for setting in grid:
@@ -394,50 +434,59 @@ def _sanity(row: dict[str, Any], real: Any, n: int) -> dict[str, Any]:
                          setting={"nfe": row["nfe"], "solver": row["solver"]}, protocol=protocol)
 
 
+def reference_file(spec: RunSpec, data_root: Path | None) -> Path:
+    """EDM's fid-refs .npz of the spec's dataset under the data root, or one line naming it and its URL."""
+    if data_root is None:
+        raise BenchError("fid@ref-npz needs --data-root holding the EDM reference statistics")
+    reference = Path(data_root) / spec.setting["reference"]
+    if not reference.is_file():
+        raise BenchError(f"reference statistics {reference} are missing; download "
+                         f"https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/{reference.name}")
+    return reference
+
+
 def _paper_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list[dict[str, Any]]:
     """fid@ref-npz per setting: `seed_ranges` draws of num_samples each, the minimum reported (EDM)."""
     import torch
 
     from baselines.edm.pipeline import generate_batch, seed_ranges
     from bench import distributed as dist_utils
+    from bench.diffusion.rehearsal import protocol_note, sample_counts, solver_nfe
     from bench.distributed import derive_seed
     from bench.metrics.api import compute
     from bench.train import ShardStore, generate_shards
     from bench.train.progress import sampling_phase
 
-    if ctx.data_root is None:
-        raise BenchError("fid@ref-npz needs --data-root holding the EDM reference statistics")
-    reference = Path(ctx.data_root) / spec.setting["reference"]
-    if not reference.is_file():
-        raise BenchError(f"reference statistics {reference} are missing; download "
-                         f"https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/{reference.name}")
-    n = int(spec.sampler["num_samples"])
+    reference = reference_file(spec, ctx.data_root)
+    # a rehearsal draws fewer samples per range, in smaller shards, with fewer solver steps
+    n, shard_size, batch_size = sample_counts(spec, spec.sampler["num_samples"], 1000, spec.sampler["batch_size"])
     ranges = seed_ranges(int(spec.sampler.get("seed_ranges", 3)), n)
     base_seed = derive_seed(seed, "qac-samples")
     label_dim = spec.args["network"].get("label_dim", 0)
     device = next(model.parameters()).device
     records = []
-    for setting in settings(spec.sampler):
+    for setting in spec_settings(spec):
         shard = f"{setting['solver']}-nfe{setting['nfe']:03d}"
+        nfe_run = solver_nfe(spec, setting["nfe"], setting["solver"])
         if not ctx.handle.shard_done(seed, shard):
             values = []
             for k, (start, _) in enumerate(ranges):
-                store = ShardStore(ctx.work_dir(seed) / "samples" / shard / f"range{k}", total=n, shard_size=1000,
+                store = ShardStore(ctx.work_dir(seed) / "samples" / shard / f"range{k}", total=n,
+                                   shard_size=shard_size,
                                    meta={"spec": spec.run_id(), "setting": setting, "first_index": start})
 
                 phase = sampling_phase(store, f"sample {shard}, draw {k + 1}/{len(ranges)}")
 
                 def sample_fn(indices: Any, rng: Any, start: int = start, setting: dict = setting,
-                              phase: Any = phase) -> Any:
+                              phase: Any = phase, nfe_run: int = nfe_run) -> Any:
                     out = generate_batch(model, indices + start, base_seed, solver=setting["solver"],
-                                         nfe=setting["nfe"], device=device, label_dim=label_dim,
+                                         nfe=nfe_run, device=device, label_dim=label_dim,
                                          condition=_condition(model), sampler_kwargs=_sampler_kwargs(spec.sampler))
                     phase.advance(len(indices))
                     return {"samples": out["images"]}
 
                 with phase:
-                    generate_shards(store, sample_fn, base_seed=base_seed,
-                                    batch_size=int(spec.sampler["batch_size"]), device=device)
+                    generate_shards(store, sample_fn, base_seed=base_seed, batch_size=batch_size, device=device)
                 if dist_utils.is_main_process():
                     samples = torch.from_numpy(store.load(["samples"])["samples"])
                     values.append(compute("fid@ref-npz", samples=samples, reference=str(reference)).value)
@@ -449,7 +498,8 @@ def _paper_scores(spec: RunSpec, seed: int, model: Any, ctx: RunContext) -> list
                   if r["solver"] == setting["solver"] and r["nfe"] == setting["nfe"]]
         protocol = {"seed_ranges": row["ranges"], "per_range": row["per_range"],
                     "reduction": "min over seed ranges (EDM's protocol: 3 draws of 50k)", "reference": str(reference),
-                    "samples_per_range": n, "base_seed": base_seed, "sampler": setting["solver"]}
+                    "samples_per_range": n, "base_seed": base_seed, "sampler": setting["solver"],
+                    **protocol_note(spec, nfe_run, setting["nfe"])}
         records.append(metric_record("fid@ref-npz", min(row["per_range"]), n, setting, protocol))
     return records
 
@@ -482,10 +532,14 @@ def cost_of(model: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     # smoke pins one intra-op thread (train["threads"]): its numbers and its 3-minute budget are one CPU thread's
-    from bench.train.progress import reporting  # here: importing bench.train imports torch
+    # imported here: importing bench.train imports torch
+    from bench.assets import rehearsal_assets
+    from bench.train.progress import reporting
 
-    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
-    with torch_threads(spec.train.get("threads")), reporting(ctx.log, ctx.show_progress):
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal;
+    # rehearsal_assets: a rehearsal (only) accepts stand-in assets whose sha256 is not the published one
+    with torch_threads(spec.train.get("threads")), reporting(ctx.log, ctx.show_progress), \
+            rehearsal_assets(spec.is_rehearsal):
         return _run_seed(spec, seed, ctx)
 
 
@@ -493,6 +547,8 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     import torch
 
     t0, cpu0 = time.perf_counter(), time.process_time()
+    if spec.scale != "smoke":  # before any training: the reference statistics, one line naming them if missing
+        reference_file(spec, ctx.data_root)
     work = ctx.work_dir(seed)
     torch.manual_seed(seed)  # initial weights: a pure function of the seed
     model = build_model(spec.args)
@@ -507,13 +563,13 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     device = torch.device(ctx.device if ctx.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device).eval()
     if hasattr(model, "fit_prior"):
-        provenance["code_prior"] = _fit_prior(model, data, work)
+        provenance["code_prior"] = _fit_prior(model, _prior_items(spec, data), work)
     t_eval = time.perf_counter()
     with torch.no_grad():
         score = _smoke_scores if spec.scale == "smoke" else _paper_scores
         records = score(spec, seed, model, ctx)
     cost = cost_of(model.cpu(), spec.args)
-    cost.update(nfe_grid=[s["nfe"] for s in settings(spec.sampler)], eval_wall_s=round(time.perf_counter() - t_eval, 2),
+    cost.update(nfe_grid=[s["nfe"] for s in spec_settings(spec)], eval_wall_s=round(time.perf_counter() - t_eval, 2),
                 train_wall_s=info.get("train_wall_s", 0.0), seed_wall_s=round(time.perf_counter() - t0, 2),
                 seed_cpu_s=round(time.process_time() - cpu0, 2))
     return SeedResult(metrics=records, cost=cost, provenance=provenance)

@@ -59,8 +59,11 @@ def to_digits(images_unit: torch.Tensor, size: int = 16) -> torch.Tensor:
 
 def sample_setting(model: torch.nn.Module, diffusion: Any, store: Any, setting: dict[str, Any], *, shape: tuple[int, ...],
                    num_classes: int, label_rule: str, seed: int, batch_size: int, decode: Callable[[torch.Tensor], torch.Tensor],
-                   device: str, eta: float = 0.0, clip_denoised: bool = False, guided_channels: int | None = 3) -> dict[str, Any]:
+                   device: str, eta: float = 0.0, clip_denoised: bool = False, guided_channels: int | None = 3,
+                   nfe: int | None = None) -> dict[str, Any]:
     """Fill the missing shards of ``store`` with samples of one setting; returns timing and NFE facts.
+
+    ``nfe``: sampling steps to run instead of the setting's (a rehearsal's capped count; None = the setting's).
 
     Each shard file holds ``samples`` (uint8 images, as ``decode`` returns them), ``label`` and ``index``.
     The model must already be in eval mode (U-DiT: fused FFN).
@@ -69,13 +72,14 @@ def sample_setting(model: torch.nn.Module, diffusion: Any, store: Any, setting: 
     from bench.train import generate_shards
     from bench.train.progress import sampling_phase
 
+    steps = int(setting["nfe"]) if nfe is None else int(nfe)
     stats_seen: dict[str, Any] = {}
     phase = sampling_phase(store, f"sample {setting_key(setting)}")
 
     def sample_fn(indices: torch.Tensor, rng: Any) -> dict[str, torch.Tensor]:
         labels = labels_for(indices, num_classes, label_rule, seed)
         x, stats = sample(model, diffusion, shape, labels, indices.tolist(), seed, sampler=setting["sampler"],
-                          steps=int(setting["nfe"]), eta=eta, cfg_scale=float(setting["cfg"]),
+                          steps=steps, eta=eta, cfg_scale=float(setting["cfg"]),
                           null_class=num_classes, guided_channels=guided_channels, clip_denoised=clip_denoised,
                           device=device)
         stats_seen.update(stats.as_dict())
@@ -87,8 +91,8 @@ def sample_setting(model: torch.nn.Module, diffusion: Any, store: Any, setting: 
     with torch.no_grad(), phase:
         written = generate_shards(store, sample_fn, base_seed=seed, batch_size=batch_size, device=device)
     wall = time.perf_counter() - t0
-    if stats_seen and int(stats_seen["nfe"]) != int(setting["nfe"]):
-        raise BenchError(f"sampler made {stats_seen['nfe']} network calls per sample, the setting asks for {setting['nfe']}")
+    if stats_seen and int(stats_seen["nfe"]) != steps:
+        raise BenchError(f"sampler made {stats_seen['nfe']} network calls per sample, the setting asks for {steps}")
     generated = sum(store.shard_range(s)[1] - store.shard_range(s)[0] for s in written)
     return {"wall_s": wall, "shards_generated": len(written), "shards_missing_before": before,
             "samples_generated": generated, "s_per_sample": wall / generated if generated else None,
@@ -193,11 +197,14 @@ def shard_feature_stats(store: Any, extractor: str, batch_size: int = 50, rank: 
     return mine
 
 
-def sharded_fid(store: Any, reference: Any, extractor: str | None = None, batch_size: int = 50) -> Any:
+def sharded_fid(store: Any, reference: Any, extractor: str | None = None, batch_size: int = 50,
+                merge: bool = True) -> Any:
     """Fréchet distance of all shards' features (merged in shard order) to the reference's mu/sigma.
 
     ``extractor`` None = torch-fidelity's inception-v3-compat (then the dialect is fid@ref-npz). Every rank
-    must call it (the per-shard statistics are shared out); the returned MetricResult is valid on every rank.
+    must call it (the per-shard statistics are shared out); with ``merge`` the returned MetricResult is valid
+    on this rank; ``merge=False`` (ranks that record nothing) returns None after the shared part, sparing
+    the 2048 x 2048 matrix square root (10-20 CPU seconds).
     """
     from bench.metrics.base import MetricResult, library_version
     from bench.metrics.generative import (
@@ -209,6 +216,8 @@ def sharded_fid(store: Any, reference: Any, extractor: str | None = None, batch_
 
     extractor = extractor or INCEPTION
     shard_feature_stats(store, extractor, batch_size)
+    if not merge:
+        return None
     total: FeatureStats | None = None
     info: dict[str, Any] = {}
     for shard in range(store.num_shards):

@@ -19,6 +19,12 @@ Scales
   fid@ref-npz against VIRTUAL_imagenet256_labeled.npz; U-DiT-S/B/L and DiT-S/B/L/XL-2; torchrun via
   bench.distributed (training DDP, samples and feature statistics shared by shard index).
 
+Rehearsal (``bench reproduce u-dit --scale small|paper --max-steps N --max-samples M``; RunSpec.rehearsal): the
+same code path with counts capped by bench.diffusion.rehearsal (training steps and batch, the images whose
+latents are pre-extracted, samples per setting in two shards or more, DDPM/DDIM steps; records keep the real
+settings) and stand-in assets accepted (bench.assets.rehearsal_assets); tests/recipes/test_rehearsal_udit.py
+runs it on CPU against tests/fixtures_official/. Its numbers mean nothing and never mix with a real run's.
+
 The DiT entries are the card's ``dit-*-retrained`` rows: DiT re-trained under U-DiT's protocol, which is what
 this recipe runs (the paper's claims compare against those rows too).
 """
@@ -274,9 +280,13 @@ def _digits_training_set(spec: RunSpec, ctx: RunContext) -> TrainingSet:
     from bench.data.formats import open_dataset
     from bench.data.smoke import digits
     from bench.diffusion.latents import SpaceToDepthCodec, uint8_to_unit, unit_to_uint8
+    from bench.diffusion.rehearsal import training_items
     from methods.u_dit.generate import to_digits
 
     images, labels = digits(spec.setting.get("train_split", "train"))
+    if spec.is_rehearsal:  # a few evenly spaced digits (bench.diffusion.rehearsal); a real run keeps them all
+        keep = list(training_items(spec, range(len(images))))
+        images, labels = images[keep], labels[keep]
     x = uint8_to_unit(images)
     latent = spec.setting["latent"]
     fingerprint = open_dataset("digits", spec.setting.get("train_split", "train")).fingerprint()
@@ -316,15 +326,22 @@ def _imagenet_training_set(spec: RunSpec, ctx: RunContext) -> TrainingSet:
     from bench import assets
     from bench.data.formats import open_dataset
     from bench.diffusion.latents import CacheLayout, LatentCache, unit_to_uint8
+    from bench.diffusion.rehearsal import training_items
 
     if ctx.data_root is None:
         raise BenchError("the paper scale needs --data-root with imagenet/train (see `bench assets`)")
     dataset = open_dataset("imagenet-256", "train", ctx.data_root)
     codec = _vae_codec(ctx.device)
+    # before latents and training: the files the evaluation needs, each missing one named in one line
+    reference_npz(ctx)
+    assets.require("inception-v3-compat")
     fingerprint = dataset.fingerprint()
+    dataset = training_items(spec, dataset)  # a rehearsal encodes and trains on a few images only
     size = int(spec.setting["image_size"])
     shape = (codec.latent_channels, size // codec.factor, size // codec.factor)
-    key = hashlib.sha256(f"{fingerprint}|{codec.weights_sha256}|{size}|{spec.setting['flips']}".encode()).hexdigest()[:16]
+    subset = f"|rehearsal-{len(dataset)}" if spec.is_rehearsal else ""  # a subset never shares a full cache
+    key = hashlib.sha256(f"{fingerprint}|{codec.weights_sha256}|{size}|{spec.setting['flips']}{subset}"
+                         .encode()).hexdigest()[:16]
     cache = LatentCache(assets.cache_dir() / "latents" / f"imagenet-256-train-{key}",
                         CacheLayout(len(dataset), int(spec.setting["flips"]), shape, LATENT_CHUNK),
                         meta={"dataset_fingerprint": fingerprint, "codec": codec.info(), "image_size": size})
@@ -360,10 +377,12 @@ def reference_npz(ctx: RunContext) -> Path:
 # ================================================================================================= train
 def train_config(spec: RunSpec, seed: int, device: str, show_progress: bool = False) -> Any:
     """show_progress: a rich bar on a terminal, milestone lines in a log (progress never changes the run)."""
+    from bench.diffusion.rehearsal import train_batch
     from bench.train import TrainConfig
 
     t = spec.train
-    return TrainConfig(steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]), optimizer="adamw",
+    return TrainConfig(steps=spec.capped("max_steps", t["steps"]), batch_size=train_batch(spec, t["batch_size"]),
+                       lr=float(t["lr"]), optimizer="adamw",
                        weight_decay=float(t.get("weight_decay", 0.0)), ema_decay=t.get("ema_decay"),
                        ema_rampup_ratio=t.get("ema_rampup_ratio"), precision=t.get("precision", "auto"),
                        ckpt_every=int(t.get("ckpt_every", 0)), log_every=int(t.get("log_every", 1)),
@@ -404,10 +423,14 @@ def _init_model(spec: RunSpec, seed: int) -> Any:
 
 # ================================================================================================= run
 def run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
-    from bench.train.progress import reporting  # here: importing bench.train imports torch
+    # imported here: importing bench.train imports torch
+    from bench.assets import rehearsal_assets
+    from bench.train.progress import reporting
 
-    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal
-    with torch_threads(spec.setting.get("cpu_threads")), reporting(ctx.log, ctx.show_progress):
+    # reporting: training and sampling phases print milestone lines through ctx.log when not on a terminal;
+    # rehearsal_assets: a rehearsal (only) accepts stand-in assets whose sha256 is not the published one
+    with torch_threads(spec.setting.get("cpu_threads")), reporting(ctx.log, ctx.show_progress), \
+            rehearsal_assets(spec.is_rehearsal):
         return _run_seed(spec, seed, ctx)
 
 
@@ -416,6 +439,7 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
 
     from bench import distributed as dist
     from bench.diffusion.gaussian import GaussianDiffusion
+    from bench.diffusion.rehearsal import protocol_note, sample_counts, solver_nfe
     from bench.distributed import derive_seed
     from bench.train import ShardStore, train
     from methods.u_dit import generate
@@ -438,6 +462,8 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     deploy, trained = deployed_params(ema)
     macs = forward_macs(ema, data.latent_shape, device)
     sm = spec.sampler
+    # a rehearsal samples fewer items in smaller shards with fewer steps (bench.diffusion.rehearsal)
+    num_samples, shard_size, sample_batch = sample_counts(spec, sm["num_samples"], sm["shard_size"], sm["batch_size"])
     sample_seed = derive_seed(seed, "u-dit-samples")
     classify = generate.digits_classifier() if spec.dataset == "digits" and main else None
     metrics: list[dict[str, Any]] = []
@@ -445,15 +471,17 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     extractor_info: dict[str, Any] = {}
     for setting in sm["settings"]:
         key = generate.setting_key(setting)
-        store = ShardStore(work / "samples" / key, total=int(sm["num_samples"]), shard_size=int(sm["shard_size"]),
+        store = ShardStore(work / "samples" / key, total=num_samples, shard_size=shard_size,
                            meta={"entry": spec.entry, "seed": seed, "setting": setting, "ema_sha256": ema_sha,
                                  "sample_seed": sample_seed, "labels": sm["labels"]})
         sampling[key] = generate.sample_setting(
             ema, diffusion, store, setting, shape=data.latent_shape, num_classes=data.num_classes,
-            label_rule=sm["labels"], seed=sample_seed, batch_size=int(sm["batch_size"]), decode=data.decode,
+            label_rule=sm["labels"], seed=sample_seed, batch_size=sample_batch, decode=data.decode,
             device=device, eta=float(sm.get("eta", 0.0)), clip_denoised=bool(sm.get("clip_denoised", False)),
-            guided_channels=sm.get("guided_channels", 3))
+            guided_channels=sm.get("guided_channels", 3), nfe=solver_nfe(spec, setting["nfe"]))
         records, info = _evaluate(spec, ctx, seed, store, setting, classify, main)
+        for record in records:
+            record["protocol"].update(protocol_note(spec, solver_nfe(spec, setting["nfe"]), setting["nfe"]))
         metrics += records
         extractor_info = info or extractor_info
         if torch.cuda.is_available():
@@ -498,7 +526,7 @@ def _evaluate(spec: RunSpec, ctx: RunContext, seed: int, store: Any, setting: di
         records.append(class_accuracy_record(stored["samples"], stored["label"], record_setting))
         return records, {k: results[0].protocol[k] for k in keys if k in results[0].protocol}
     else:
-        results = [generate.sharded_fid(store, reference_npz(ctx))]
+        results = [generate.sharded_fid(store, reference_npz(ctx), merge=main)]  # every rank shares the work
         if not main:
             return [], {}
         generate.write_item_rows(ctx.handle, seed, store, key, setting)
