@@ -22,4 +22,5 @@ BASELINES: dict[str, dict[str, str]] = {
     "elan-light": {"target": "baselines.sr.elan_light:build", "doc": "ELAN-light (lightweight SR)"},
     "edsr-baseline": {"target": "baselines.sr.edsr_baseline:build", "doc": "EDSR-baseline (16 blocks, 64 ch)"},
     "imdn": {"target": "baselines.sr.imdn:build", "doc": "IMDN (lightweight SR)"},
+    "carn": {"target": "baselines.sr.carn:build", "doc": "CARN (cascading residual network, lightweight SR)"},
 }

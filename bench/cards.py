@@ -36,6 +36,18 @@ class CardEntry(Strict):
     impl: str | None = Field(None, description="registered method/baseline implementing it; null = reported only")
     args: dict[str, Any] = Field(default_factory=dict)
     label: str = ""
+    not_run: str | None = Field(None, description=(
+        "why bench does not run this entry, in one sentence a reader can check: no official code, reported only "
+        "in another paper, superseded by another entry (name it), needs assets we cannot ship, or out of scope "
+        "(say why). Required on a baseline with impl null in an implemented paper's card; a baseline that a "
+        "recipe plans at some scale must not carry one (tests/core/test_cards_audit.py)"))
+
+    @field_validator("not_run")
+    @classmethod
+    def _reason_not_blank(cls, reason: str | None) -> str | None:
+        if reason is not None and not reason.strip():
+            raise ValueError("not_run must say why the entry is not run (or be left out)")
+        return reason
 
 
 class ReportedCell(Strict):
@@ -159,12 +171,60 @@ def known_datasets() -> list[str]:
     return sorted(p.stem for p in DATASET_CARDS_DIR.glob("*.yaml"))
 
 
-def load_card(path: Path) -> PaperCard:
+def has_recipe(slug: str) -> bool:
+    """Whether one of the ten papers (methods/manifest.py) has a recipe, i.e. `bench reproduce` runs it."""
+    from methods.manifest import PAPERS
+
+    return (PAPERS.get(slug) or {}).get("recipe") is not None
+
+
+def baselines_without_reason(card: PaperCard) -> list[str]:
+    """Baselines that nothing implements (impl null) and whose card does not say why bench does not run them."""
+    return [e.id for e in card.entries if e.role == "baseline" and e.impl is None and not e.not_run]
+
+
+def planned_entries(slug: str, scales: tuple[str, ...] = ("smoke", "small", "paper")) -> set[str]:
+    """The entries the paper's recipe plans at any of ``scales`` (no data root: the plans read no data).
+
+    A scale the recipe does not have (its plan raises BenchError, e.g. mgsr's "small") plans nothing."""
+    from bench import papers
+
+    card, recipe = papers.card(slug), papers.recipe(slug)
+    planned: set[str] = set()
+    for scale in scales:
+        try:
+            planned |= {spec.entry for spec in recipe.plan(card, scale, None)}
+        except BenchError:
+            continue
+    return planned
+
+
+def not_run_problems(card: PaperCard, planned: set[str]) -> list[str]:
+    """One line per entry whose not_run disagrees with the recipe's plans: a baseline that runs at no scale and
+    gives no reason, or an implemented entry that some scale runs but that claims not to run."""
+    problems = []
+    for e in card.entries:
+        if e.role == "baseline" and e.id not in planned and not e.not_run:
+            problems.append(f"{card.slug}: baseline {e.id!r} runs at no scale and has no not_run reason")
+        if e.impl is not None and e.id in planned and e.not_run:
+            problems.append(f"{card.slug}: entry {e.id!r} is run by the recipe but says not_run: {e.not_run!r}")
+    return problems
+
+
+def load_card(path: Path, require_not_run: bool | None = None) -> PaperCard:
     """Read and validate one paper.yaml; a bad file raises BenchError naming the file and the field.
 
     Every dataset it names must have a card in datasets/: a typo ("urban10") would otherwise only surface
-    when a run needs the data, or never (a reported cell on an unknown dataset is silently unmatched)."""
+    when a run needs the data, or never (a reported cell on an unknown dataset is silently unmatched).
+    In an implemented paper's card (``require_not_run`` None: decided by has_recipe) every baseline with
+    impl null must say in ``not_run`` why bench does not run it; a card-only paper runs nothing at all."""
     card = load_yaml_model(path, PaperCard, "paper card")
+    if require_not_run is None:
+        require_not_run = has_recipe(card.slug)
+    missing = baselines_without_reason(card) if require_not_run else []
+    if missing:
+        raise BenchError(f"malformed paper card {path}: baseline {', '.join(map(repr, missing))} has impl null "
+                         f"and no not_run (say why bench does not run it)")
     known = known_datasets()
     for name in card.datasets:
         if name not in known:

@@ -323,7 +323,9 @@ def list_cmd(fmt: Fmt = _format_option(), as_json: bool = _json_option()) -> Non
                      "status": "implemented" if entry.target else "card only (not implemented)",
                      "methods": [e.id for e in card.entries if e.role == "method"],
                      "baselines": [e.id for e in card.entries if e.role == "baseline"],
-                     "datasets": card.datasets, "reported_cells": len(card.reported), "claims": len(card.claims)})
+                     "datasets": card.datasets, "reported_cells": len(card.reported), "claims": len(card.claims),
+                     # why the card's other entries are not run (bench/cards.py CardEntry.not_run); JSON only
+                     "not_run": [{"entry": e.id, "not_run": e.not_run} for e in card.entries if e.not_run]})
     columns = [("paper", "paper"), ("family", "family"), ("status", "status"), ("methods", "methods"),
                ("baselines", "baselines"), ("datasets", "datasets"), ("reported_cells", "cells"),
                ("claims", "claims")]

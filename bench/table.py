@@ -30,13 +30,15 @@ def build(slug: str, store: Store | None = None, problems: list[str] | None = No
     """One row per (entry, dataset, setting, metric): paper value and source, ours, spread, scale, delta."""
     card = papers.card(slug)
     rows: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+    not_run = {e.id for e in card.entries if e.not_run}  # the reasons are footnotes (footnotes() below)
     for cell in card.reported:
+        note = "; ".join(n for n in (cell.note, "not run by bench" if cell.entry in not_run else "") if n)
         key = (cell.entry, cell.dataset, cell.split, setting_key(cell.setting), cell.metric, "paper")
         rows[key] = {"entry": cell.entry, "dataset": cell.dataset, "split": cell.split,
                      "setting": setting_key(cell.setting),
                      "metric": cell.metric, "paper": cell.value, "source": f"[{cell.source.tag}] {cell.source.ref}",
                      "ours": None, "spread": None, "scale": "", "rehearsal": False, "sanity": "", "delta": None,
-                     "note": cell.note}
+                     "note": note}
     store = store or Store()
     for run in sorted(store.latest(slug, problems, rehearsals=True),
                       key=lambda r: (r["entry"], r["dataset"], r["scale"], is_rehearsal(r))):
@@ -115,7 +117,8 @@ def footnotes(slug: str) -> list[str]:
              ("ours = mean over seeds ± sample std, with its scale badge: [smoke] CPU/embedded data and [small] "
              "one GPU are NOT reproductions of paper numbers; Δ is printed only when both numbers share a "
              "dialect (or a declared comparable one) and setting.")]
-    return notes + list(card.limits)
+    not_run = [f"not run by bench: {e.id}: {e.not_run}" for e in card.entries if e.not_run]
+    return notes + list(card.limits) + not_run
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

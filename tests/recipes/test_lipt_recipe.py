@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.manifest import BASELINES
-from baselines.sr import edsr_baseline, elan_light, imdn, swinir_light
+from baselines.sr import carn, edsr_baseline, elan_light, imdn, swinir_light
 from baselines.sr.train_eval import SRPatchDataset, evaluate_sr, super_resolve
 from bench import papers, runner
 from bench.data.smoke import photo_names
@@ -24,7 +24,8 @@ from methods.lipt import recipe
 from methods.lipt.model import build_lipt
 from methods.manifest import METHODS
 
-ENTRIES = ["lipt-tiny", "lipt-small", "swinir-light", "elan-light", "edsr-baseline", "imdn"]
+ENTRIES = ["lipt-tiny", "lipt-small", "swinir-light", "elan-light", "edsr-baseline", "imdn"]  # smoke
+PLANNED = [*ENTRIES, "carn"]  # small and paper (CARN is not at smoke: recipe.NOT_AT_SMOKE)
 FIVE = ["set5", "set14", "b100", "urban100", "manga109"]
 
 
@@ -74,7 +75,7 @@ def test_smoke_claims_match_our_x2_and_x4_records_only():
 
 def test_implementations_are_the_registered_targets():
     assert METHODS["lipt"]["target"] == recipe.IMPLS["lipt"]
-    for impl in ("swinir-light", "elan-light", "edsr-baseline", "imdn"):
+    for impl in ("swinir-light", "elan-light", "edsr-baseline", "imdn", "carn"):
         assert BASELINES[impl]["target"] == recipe.IMPLS[impl]
 
 
@@ -82,7 +83,8 @@ def test_implementations_are_the_registered_targets():
     ("lipt-small", 2, 2.33e6, None), ("lipt-small", 4, 2.81e6, None),
     ("swinir-light", 2, swinir_light.PUBLISHED_PARAMS[2], swinir_light.paper_param_count),
     ("elan-light", 4, elan_light.PUBLISHED_PARAMS[4], None),
-    ("edsr-baseline", 3, edsr_baseline.PUBLISHED_PARAMS[3], None), ("imdn", 2, imdn.PUBLISHED_PARAMS[2], None)])
+    ("edsr-baseline", 3, edsr_baseline.PUBLISHED_PARAMS[3], None), ("imdn", 2, imdn.PUBLISHED_PARAMS[2], None),
+    ("carn", 3, carn.PUBLISHED_PARAMS[3], carn.paper_param_count)])
 def test_paper_plan_builds_the_published_architectures(entry, s, published, count):
     spec = next(x for x in recipe.plan(None, "paper", None) if x.entry == entry and x.setting["sr_scale"] == s)
     # LIPT's deployed architecture directly (fusing the training form is tested in tests/models/test_lipt.py)
@@ -93,8 +95,8 @@ def test_paper_plan_builds_the_published_architectures(entry, s, published, coun
 
 def test_paper_plan_covers_five_sets_three_scales_with_official_schedules():
     specs = recipe.plan(None, "paper", None)
-    assert len(specs) == 6 * 3 * 5
-    for e in ENTRIES:
+    assert len(specs) == 7 * 3 * 5
+    for e in PLANNED:
         for k in (2, 3, 4):
             assert sorted(s.dataset for s in specs if s.entry == e and s.setting["sr_scale"] == k) == sorted(FIVE)
     small = next(s for s in specs if s.entry == "lipt-small")
@@ -126,7 +128,7 @@ def test_one_training_is_shared_by_the_five_test_sets(tmp_path):
 
 def test_small_plan_scales_the_paper_milestones():
     specs = recipe.plan(None, "small", None)
-    assert len(specs) == 6 * 2 * 5 and {s.setting["sr_scale"] for s in specs} == {2, 4}
+    assert len(specs) == 7 * 2 * 5 and {s.setting["sr_scale"] for s in specs} == {2, 4}
     small = next(s for s in specs if s.entry == "lipt-small")
     assert (small.train["steps"], small.train["train_subset"]) == (2000, 100)
     assert small.train["milestones"] == [500, 800, 900, 950, 1000]  # 2M-step schedule scaled to 2,000
