@@ -1,7 +1,21 @@
 """`bench reproduce qac`: EDM vs QAC (design inferred, see methods/qac/model.py) at few NFE.
 
-Entries (card methods/qac/paper.yaml): ``edm`` (EDM DDPM++, the baseline), ``qac`` (the same network plus the
-quantized condition encoder) and, at paper scale on CIFAR-10, ``edm-cond`` (class-conditional EDM).
+Entries (card methods/qac/paper.yaml): ``edm`` (EDM DDPM++, the baseline, trained here), ``qac`` (the same network
+plus the quantized condition encoder, trained the same way) and, at paper scale only, two reported checkpoints that
+are evaluated, never trained: ``edm-official`` (EDM's released unconditional config-F pickle per dataset) and
+``edm-cond`` (the released class-conditional CIFAR-10 pickle). Claims compare ``qac`` with ``edm``: two networks
+trained here under one protocol. The released pickles come from NVIDIA's own runs (other code, hardware and
+randomness), so they sit beside the pair as references, scored through the same FID path.
+
+One protocol for both sides (the fairness rule of issue 22): at every scale ``edm`` and ``qac`` share the
+spec's ``train`` dict (schedule, batch, optimizer, EMA and ``augment``) and ``sampler`` dict; only ``args``
+differ (QAC's encoder options). ``train["augment"]`` is the knob of EDM's non-leaky augmentation pipe
+(baselines/edm/augment.py): at small and paper scale it is EDM config F's own (p 0.12 on CIFAR-10, 0.15 on
+FFHQ / AFHQv2 64x64, x-flip, y-flip, scale, rotation, anisotropy, translation), and its 9 labels reach the
+network's augment_dim embedding; QAC's encoder sees the same augmented clean image the loss targets. Smoke has
+no ``augment`` key (the pipe is off): its 1,500 steps of 32 digits are about 32 epochs, too short for
+overfitting, which is what augmentation fights (EDM trains 200 Mimg, ~4,000 epochs), and an augmented minority
+would only take budget from the un-augmented images that sampling reproduces.
 
 smoke  embedded digits (16x16x1), a tiny unconditional DDPM++ (the real SongUNet at model_channels 8), both
        entries trained with bench.train for the same steps and seed on one CPU thread, then sampled with common
@@ -13,9 +27,8 @@ smoke  embedded digits (16x16x1), a tiny unconditional DDPM++ (the real SongUNet
 small  one GPU: CIFAR-10 (EDM zip), DDPM++ at half width, a short schedule, 10k samples, fid@ref-npz.
 paper  CIFAR-10 32 / FFHQ 64 / AFHQv2 64 EDM zips, EDM's config-F networks and schedules, 50k samples per
        setting, ``fid@ref-npz`` against EDM's fid-refs .npz, minimum over EDM's 3 seed ranges (recorded in the
-       metric's protocol). The EDM baseline can start from the official pickle (args.init = "pretrained").
-       Not implemented: EDM's non-leaky augmentation pipe (config F trains with p = 0.12-0.25), so a network
-       trained here is EDM config E; the official pickles are config F.
+       metric's protocol). ``edm`` and ``qac`` train from scratch as config F (with its augmentation);
+       ``edm-official`` / ``edm-cond`` load the released pickles (args.init = "pretrained").
 
 Rehearsal (``bench reproduce qac --scale small|paper --max-steps N --max-samples M``; RunSpec.rehearsal): the
 same code path with counts capped by bench.diffusion.rehearsal (training steps and batch, the images the code
@@ -74,8 +87,8 @@ SMOKE_TRAIN = {"batch_size": 32, "total_kimg": 48.0, "lr": 2e-3, "lr_rampup_kimg
 SMOKE_SAMPLER = {"grid": {k: list(v) for k, v in SMOKE_GRID.items()}, "num_samples": 256, "batch_size": 256,
                  "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "sanity": {"nfe": 35, "solver": "heun"}}
 
-# EDM config F per dataset [R train.py, README]; augment_dim 9 keeps the official layout (and parameter count)
-# even though our runs train without the augmentation pipe.
+# EDM config F per dataset [R train.py, README]; augment_dim 9: the 9 labels of the augmentation pipe (config F's
+# layout and parameter count), fed at small and paper scale (train["augment"]), zeros when a run does not augment.
 PAPER_DATASETS: dict[str, dict[str, Any]] = {
     "cifar10": {"split": "train-zip", "img_resolution": 32, "channel_mult": [2, 2, 2], "dropout": 0.13,
                 "batch_size": 512, "lr": 1e-3, "reference": "edm/fid-refs/cifar10-32x32.npz", "heun_nfe": 35,
@@ -111,11 +124,19 @@ def smoke_stands_for_settings() -> list[dict[str, Any]]:
 
 
 def paper_network(dataset: str, label_dim: int = 0) -> dict[str, Any]:
-    """EDM config F's DDPM++ for a paper dataset (augment_dim 9: the official layout and parameter count)."""
+    """EDM config F's DDPM++ for a paper dataset (augment_dim 9: the augmentation labels' embedding)."""
     info = PAPER_DATASETS[dataset]
     return {"precond": "edm", "arch": "ddpmpp", "img_resolution": info["img_resolution"], "img_channels": 3,
             "label_dim": label_dim, "channel_mult": info["channel_mult"], "dropout": info["dropout"],
             "augment_dim": 9}
+
+
+def edm_augment(dataset: str) -> dict[str, float]:
+    """EDM config F's augmentation for a dataset (baselines/edm/augment.py: p and the per-transform multipliers
+    of EDM's train.py / README), as the spec's ``train["augment"]``."""
+    from baselines.edm.augment import edm_config_f
+
+    return edm_config_f(dataset)
 
 
 def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
@@ -132,7 +153,8 @@ def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
         info = PAPER_DATASETS["cifar10"]
         network = dict(paper_network("cifar10"), model_channels=64, num_blocks=2, dropout=0.1)
         train = {"batch_size": 128, "total_kimg": 1000, "lr": 1e-3, "lr_rampup_kimg": 100,
-                 "ema_halflife_kimg": 50, "ema_rampup_ratio": 0.05, "ckpt_every": 1000, "num_workers": 8}
+                 "ema_halflife_kimg": 50, "ema_rampup_ratio": 0.05, "ckpt_every": 1000, "num_workers": 8,
+                 "augment": edm_augment("cifar10")}
         sampler = {"grid": {"dpmpp2m": list(PAPER_NFES), "euler": list(PAPER_NFES), "heun": [35]},
                    "num_samples": 10_000, "batch_size": 500, "seed_ranges": 1, "sigma_min": 0.002,
                    "sigma_max": 80.0, "rho": 7.0}
@@ -151,7 +173,8 @@ def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
         network = paper_network(dataset)
         train = {"batch_size": info["batch_size"], "total_kimg": 200_000, "lr": info["lr"],
                  "lr_rampup_kimg": 10_000, "ema_halflife_kimg": 500, "ema_rampup_ratio": 0.05, "ckpt_every": 5_000,
-                 "num_workers": 8}  # PNG decoding in DataLoader workers
+                 "num_workers": 8,  # PNG decoding in DataLoader workers
+                 "augment": edm_augment(dataset)}
         grid = {"dpmpp2m": list(PAPER_NFES), "ipndm": list(PAPER_NFES), "euler": list(PAPER_NFES),
                 "heun": [info["heun_nfe"]]}
         sampler = {"grid": grid, "num_samples": 50_000, "batch_size": 500, "seed_ranges": 3, "sigma_min": 0.002,
@@ -162,14 +185,19 @@ def plan(card: Any, scale: str, data_root: Path | None) -> list[RunSpec]:
                   "setting": {"resolution": info["img_resolution"], "reference": info["reference"]},
                   "stands_for": {"metrics": {"fid@ref-npz": "fid@edm"}}}
         split = info["split"]
-        specs.append(_spec(card, "paper", "edm", "edm", dataset, split,
-                           {"network": network, "init": "pretrained", "checkpoint": info["pretrained"]}, **common))
+        # the compared pair: one train dict (schedule and augmentation), one sampler dict
+        specs.append(_spec(card, "paper", "edm", "edm", dataset, split, {"network": network, "init": "scratch"},
+                           **common))
         specs.append(_spec(card, "paper", "qac", "qac", dataset, split,
                            {"network": network, "qac": dict(PAPER_QAC), "init": "scratch"}, **common))
+        # reported checkpoints: the released pickles, not trained here (empty train dict), same sampler and FID
+        released = dict(common, train={})
+        specs.append(_spec(card, "paper", "edm-official", "edm", dataset, split,
+                           {"network": network, "init": "pretrained", "checkpoint": info["pretrained"]}, **released))
         if "pretrained_cond" in info:
             specs.append(_spec(card, "paper", "edm-cond", "edm", dataset, split,
                                {"network": paper_network(dataset, label_dim=10), "init": "pretrained",
-                                "checkpoint": info["pretrained_cond"]}, **common))
+                                "checkpoint": info["pretrained_cond"]}, **released))
     return specs
 
 
@@ -247,6 +275,7 @@ def _train(model: Any, spec: RunSpec, seed: int, data: Any, work: Path, ctx: Run
 
     options = dict(spec.train)
     options.pop("threads", None)  # run_seed pins them (bench.recipe.torch_threads)
+    augment = options.pop("augment", None)
     cfg = edm_train_config(seed=seed, progress=None if ctx.show_progress else False, device=ctx.device, **options)
     if spec.is_rehearsal:  # fewer steps of a smaller batch, the real schedule's shape otherwise
         from dataclasses import replace
@@ -258,26 +287,42 @@ def _train(model: Any, spec: RunSpec, seed: int, data: Any, work: Path, ctx: Run
                       warmup_steps=min(cfg.warmup_steps, steps - 1))
     loss = EDMLoss()
     is_qac = "qac" in spec.args
-    augment_dim = int(spec.args["network"].get("augment_dim", 0))
-    # Config F keeps its augmentation embedding (augment_dim 9) but we train without the augmentation pipe. Zero
-    # augmentation labels, as EDM's pipe gives an image it leaves alone, change no output and give that layer a
-    # zero gradient instead of none: DDP needs a gradient for every parameter (found by the 2-process rehearsal).
-    no_augmentation = (lambda y: (y, y.new_zeros(y.shape[0], augment_dim))) if augment_dim else None
+    pipe = augment_pipe(augment, int(spec.args["network"].get("augment_dim", 0)))
 
     def loss_fn(net: Any, batch: Any) -> Any:
         images, labels = batch
         labels = labels if labels.shape[1] else None
         # QAC: the code comes from the clean batch inside the wrapped forward (so DDP sees one forward call)
         condition = (lambda y: {"clean": y}) if is_qac else None
-        return edm_reduce(loss(net, images, labels, augment_pipe=no_augmentation, condition_fn=condition))
+        return edm_reduce(loss(net, images, labels, augment_pipe=pipe, condition_fn=condition))
 
     t0 = time.perf_counter()
     result = train(model, loss_fn, data, cfg, work / "train", resume=True)
     info = {"train_steps": result.step, "train_wall_s": round(time.perf_counter() - t0, 2),
             "train_batch": cfg.batch_size, "train_config": cfg.to_dict()}
+    if augment:
+        info["augment"] = dict(augment)
     if result.last_checkpoint is not None:
         info["checkpoint_sha256"] = _sha256(Path(result.last_checkpoint))
     return result.ema_model.eval(), info
+
+
+def augment_pipe(augment: dict[str, Any] | None, augment_dim: int) -> Any:
+    """The loss's augment_pipe for a spec's ``train["augment"]``: EDM's pipe, whose labels must fill the network's
+    augment_dim; without augmentation, zero labels for a network that has the embedding (what EDM's pipe gives an
+    image it leaves alone: no output changes, and that layer gets a zero gradient instead of none, which DDP
+    needs for every parameter) and nothing for one that has none."""
+    if augment:
+        from baselines.edm.augment import AugmentPipe
+
+        pipe = AugmentPipe.from_config(augment)
+        if pipe.label_dim != augment_dim:
+            raise BenchError(f"the augmentation pipe gives {pipe.label_dim} labels but the network's augment_dim is "
+                             f"{augment_dim}; EDM config F pairs its pipe with augment_dim 9")
+        return pipe
+    if augment_dim:
+        return lambda y: (y, y.new_zeros(y.shape[0], augment_dim))
+    return None
 
 
 def _sha256(path: Path) -> str:

@@ -36,11 +36,12 @@ DATASETS = {"cifar10-32x32": ("cifar10", 35, "cifar10-32x32.npz"),
             "afhqv2-64x64": ("afhqv2-64", 79, "afhqv2-64x64.npz")}
 
 LAYOUTS: dict[str, Layout] = {
-    "edm": Layout(files=("edm-cifar10-32x32-uncond-vp.pkl", "edm-ffhq-64x64-uncond-vp.pkl",
-                         "edm-afhqv2-64x64-uncond-vp.pkl"),
-                  source=f"{CDN}/pretrained/ (NVlabs/edm README)", format=PICKLE_FORMAT, weights="['ema']",
-                  note="the dataset is read from the official file name (else the pickle's dataset_kwargs)",
-                  extra={"label_dim": 0}),
+    # the card's reported-checkpoint entry; `edm` is the network retrained under QAC's protocol (recipe.py)
+    "edm-official": Layout(files=("edm-cifar10-32x32-uncond-vp.pkl", "edm-ffhq-64x64-uncond-vp.pkl",
+                                  "edm-afhqv2-64x64-uncond-vp.pkl"),
+                           source=f"{CDN}/pretrained/ (NVlabs/edm README)", format=PICKLE_FORMAT, weights="['ema']",
+                           note="the dataset is read from the official file name (else the pickle's dataset_kwargs)",
+                           extra={"label_dim": 0}),
     "edm-cond": Layout(files=("edm-cifar10-32x32-cond-vp.pkl",), source=f"{CDN}/pretrained/ (NVlabs/edm README)",
                        format=PICKLE_FORMAT, weights="['ema']", extra={"label_dim": 10}),
 }
@@ -93,7 +94,7 @@ def load_released(spec: RunSpec, checkpoint: Path) -> Any:
                               f"but its name says {resolution}x{resolution} ({spec.dataset})")
     want = int(spec.args["label_dim"])
     if (net.label_dim > 0) != (want > 0):
-        other = "edm-cond" if net.label_dim else "edm"
+        other = "edm-cond" if net.label_dim else "edm-official"
         raise CheckpointError(f"checkpoint {checkpoint} holds a {'class-conditional' if net.label_dim else 'unconditional'} "
                               f"network (label_dim {net.label_dim}); evaluate it as --entry {other}")
     return net

@@ -54,7 +54,7 @@ def write_edm_pickle(path: Path, label_dim: int = 0, resolution: int = 32, seed:
 def test_official_pickle_loads_with_equal_outputs_and_its_kind_is_checked(tmp_path):
     path = tmp_path / "edm-cifar10-32x32-uncond-vp.pkl"
     net = write_edm_pickle(path)
-    spec = build_spec("qac", "edm", path, sha="0" * 64)
+    spec = build_spec("qac", "edm-official", path, sha="0" * 64)
     assert spec.dataset == "cifar10" and spec.sampler["nfe"] == 35 and spec.sampler["seed_ranges"] == 3
     loaded = released.load_released(spec, path)
     x, sigma = torch.randn(2, 3, 32, 32), torch.tensor([0.5, 20.0])
@@ -66,7 +66,7 @@ def test_official_pickle_loads_with_equal_outputs_and_its_kind_is_checked(tmp_pa
         released.load_released(spec, cond)
     ffhq = tmp_path / "edm-ffhq-64x64-uncond-vp.pkl"
     ffhq.write_bytes(path.read_bytes())  # a 32x32 network under a 64x64 name
-    spec64 = build_spec("qac", "edm", ffhq, sha="0" * 64)
+    spec64 = build_spec("qac", "edm-official", ffhq, sha="0" * 64)
     assert (spec64.dataset, spec64.sampler["nfe"]) == ("ffhq-64", 79)
     with pytest.raises(CheckpointError, match="holds a 32x32 network, but its name says 64x64"):
         released.load_released(spec64, ffhq)
@@ -107,7 +107,7 @@ def test_cli_scores_the_pickle_with_edms_protocol_beside_the_card(tmp_path, offl
     path = tmp_path / "edm-cifar10-32x32-uncond-vp.pkl"
     write_edm_pickle(path)
     monkeypatch.setitem(released.NUM_SAMPLES, "paper", 3)  # a real run of the protocol with 3 samples per range
-    result = runner.invoke(app, ["evaluate", "qac", "-e", "edm", "-c", str(path), "--data-root", str(offline_fid),
+    result = runner.invoke(app, ["evaluate", "qac", "-e", "edm-official", "-c", str(path), "--data-root", str(offline_fid),
                                  "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -139,7 +139,7 @@ def test_missing_pickle_and_missing_reference_are_one_line(tmp_path, store_root)
     assert "nvlabs-fi-cdn.nvidia.com/edm/pretrained/" in line
     path = tmp_path / "edm-cifar10-32x32-uncond-vp.pkl"
     write_edm_pickle(path)
-    result = runner.invoke(app, ["evaluate", "qac", "-e", "edm", "-c", str(path), "--data-root", str(tmp_path),
+    result = runner.invoke(app, ["evaluate", "qac", "-e", "edm-official", "-c", str(path), "--data-root", str(tmp_path),
                                  "--max-samples", "2", "--device", "cpu"])
     assert result.exit_code == 2
     line = result.stderr.strip()

@@ -49,8 +49,8 @@ def test_smoke_plan_is_the_documented_grid(qac_paper):
         assert spec.train["threads"] == 1 and spec.args["network"]["label_dim"] == 0  # unconditional, like edm
     assert specs[0].train == specs[1].train and specs[0].sampler == specs[1].sampler  # same budget for both
     paper = runner.plan(qac_paper, "paper")
-    assert {(s.entry, s.dataset) for s in paper} == {("edm", d) for d in recipe.PAPER_DATASETS} | {
-        ("qac", d) for d in recipe.PAPER_DATASETS} | {("edm-cond", "cifar10")}
+    assert {(s.entry, s.dataset) for s in paper} == {(e, d) for e in ("edm", "qac", "edm-official")
+                                                      for d in recipe.PAPER_DATASETS} | {("edm-cond", "cifar10")}
     assert all(s.sampler["seed_ranges"] == 3 and s.sampler["num_samples"] == 50_000 for s in paper)
     assert all(s.metrics == ["fid@ref-npz"] for s in paper)
 

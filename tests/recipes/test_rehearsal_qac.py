@@ -117,17 +117,34 @@ def test_rehearsal_caps_counts_and_keeps_a_real_spec_unchanged(official):
 
 # ----------------------------------------------------------------------------------------------- small scale
 @pytest.mark.slow
-def test_qac_small_rehearsal_trains_fits_the_prior_and_scores(bench_env, official, store_root):
-    """Small scale, QAC on the CIFAR-10 EDM zip: 2 steps of batch 2 (EDM's kimg schedule capped), the code
-    prior fitted on 2 training images, 2 samples in 2 shards with 2 DPM-Solver++ steps, fid@ref-npz against
-    EDM's cifar10 fid-refs, the record and the table."""
+def test_qac_small_rehearsal_trains_fits_the_prior_and_scores(bench_env, official, store_root, monkeypatch):
+    """Small scale, QAC on the CIFAR-10 EDM zip: 2 steps of batch 2 (EDM's kimg schedule capped) through EDM's
+    augmentation pipe (config F's transforms, here at p = 1 so that every one of them fires on CPU, with the 9
+    labels fed to the network), the code prior fitted on 2 training images, 2 samples in 2 shards with 2
+    DPM-Solver++ steps, fid@ref-npz against EDM's cifar10 fid-refs, the record and the table."""
     data = official / "data"
     spec = _spec("small", "qac", data, {"dpmpp2m": [4]}, 1)
+    assert spec.train["augment"]["p"] == 0.12  # the plan's config F
+    spec = spec.with_overrides(train={**spec.train, "augment": {**spec.train["augment"], "p": 1.0}})
+    from baselines.edm.augment import AugmentPipe
+
+    seen = []
+    original = AugmentPipe.__call__
+
+    def recording(self, images, generator=None):
+        out, labels = original(self, images, generator)
+        seen.append(labels)
+        return out, labels
+
+    monkeypatch.setattr(AugmentPipe, "__call__", recording)
     out = runner.execute(spec, Store(store_root), data_root=data, show_progress=False, log=lambda m: None)
     result = out.result
     assert result["status"] == "complete" and result["rehearsal"]
     assert result["provenance"]["train_steps"] == 2 and result["provenance"]["train_batch"] == 2
     assert result["provenance"]["code_prior"]  # fitted (on the rehearsal's 2 images)
+    assert result["provenance"]["augment"] == spec.train["augment"]  # trained through the pipe
+    assert len(seen) == 2 and all(x.shape == (2, 9) for x in seen)
+    assert all((x[:, [2, 4, 5, 7, 8]] != 0).all() for x in seen)  # p = 1: scale, rotation, aniso, shift: all fire
     (fid,) = result["metrics"]
     assert fid["metric"] == "fid@ref-npz" and fid["n"] == 2 and fid["setting"] == {"nfe": 4, "solver": "dpmpp2m"}
     assert fid["protocol"]["rehearsal_nfe_run"] == 2 and fid["protocol"]["reference"].endswith("cifar10-32x32.npz")
@@ -194,7 +211,8 @@ def test_qac_paper_rehearsal_official_edm_pickle_two_seed_ranges(bench_env, offi
 @pytest.mark.slow
 def test_qac_paper_rehearsal_trains_config_f_from_scratch(bench_env, official, store_root):
     """Paper scale, QAC around EDM's config-F DDPM++ (56 M parameters, CIFAR-10), trained from scratch for 2
-    steps of batch 2, then Heun (35 NFE capped to 1 call) into one seed range, fid@ref-npz."""
+    steps of batch 2 through config F's augmentation pipe (p 0.12), then Heun (35 NFE capped to 1 call) into one
+    seed range, fid@ref-npz."""
     data = official / "data"
     spec = _spec("paper", "qac", data, {"heun": [35]}, 1)
     out = runner.execute(spec, Store(store_root), data_root=data, show_progress=False, log=lambda m: None)
@@ -202,6 +220,7 @@ def test_qac_paper_rehearsal_trains_config_f_from_scratch(bench_env, official, s
     assert result["status"] == "complete" and result["rehearsal"]
     assert result["provenance"]["train_steps"] == 2 and result["provenance"]["train_batch"] == 2
     assert result["cost"]["params_m"] > 50  # config F, not a stand-in
+    assert result["provenance"]["augment"] == spec.train["augment"] and spec.train["augment"]["p"] == 0.12
     (fid,) = result["metrics"]
     assert fid["setting"] == {"nfe": 35, "solver": "heun"} and fid["protocol"]["rehearsal_nfe_run"] == 1
 
@@ -216,7 +235,7 @@ def test_qac_paper_names_each_missing_file_before_training(official, tmp_path):
 
     data = tmp_path / "data"
     shutil.copytree(official / "data", data)
-    (spec,) = [s for s in runner.plan("qac", "paper", ["edm"], data_root=data) if s.dataset == "cifar10"]
+    (spec,) = [s for s in runner.plan("qac", "paper", ["edm-official"], data_root=data) if s.dataset == "cifar10"]
     (data / "edm" / "fid-refs" / "cifar10-32x32.npz").unlink()
     res = CliRunner().invoke(app, ["reproduce", "qac", "--scale", "paper", "--entry", "qac", "--data-root", str(data),
                                    "--device", "cpu"],
