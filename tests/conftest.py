@@ -19,3 +19,17 @@ def store_root(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     monkeypatch.setenv("BENCH_RESULTS", str(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread and one BLAS thread (scipy's sqrtm) for a module's tests: the smoke budgets
+    are one thread's, and on a shared 2-core runner small ops are many times slower with contending threads."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)

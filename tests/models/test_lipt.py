@@ -14,12 +14,8 @@ from methods.lipt.reparam import SOBEL_X, SOBEL_Y, IdentityInitConv1x1, RepConv3
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convs on a shared 2-core runner are many times slower with 2 contending OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

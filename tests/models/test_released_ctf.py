@@ -25,12 +25,9 @@ from tests.fixtures_official.coco import write_coco
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def bench_detector(seed: int = 0):

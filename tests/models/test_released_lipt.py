@@ -18,11 +18,8 @@ from methods.lipt import released
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def randomise_(model: torch.nn.Module, seed: int = 0, std: float = 0.02) -> torch.nn.Module:

@@ -27,12 +27,9 @@ from tests.models.test_edm import _write_official_layout
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def write_edm_pickle(path: Path, label_dim: int = 0, resolution: int = 32, seed: int = 0) -> VPPrecond:

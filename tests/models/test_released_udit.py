@@ -30,13 +30,9 @@ UDIT_TINY = {**SMOKE_MODELS["u-dit-s"]["overrides"], "class_dropout_prob": 0.1}
 DIT_TINY = {"input_size": 16, "in_channels": 1, "num_classes": 10, "hidden_size": 32, "depth": 2, "num_heads": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the machine's cores are shared, and the tiny models gain nothing from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def tiny_layouts(monkeypatch):

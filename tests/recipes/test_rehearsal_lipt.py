@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from bench import runner
@@ -28,12 +27,9 @@ def data_root(tmp_path_factory):
     return write_sr_data_root(tmp_path_factory.mktemp("sr-data"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def _specs(scale, entry, sr_scale, datasets, data_root, **train):

@@ -8,7 +8,6 @@ CPU thread); the code path is unchanged."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from bench import runner
 from bench.store import Store
@@ -25,12 +24,9 @@ def data_root(tmp_path_factory):
     return write_sr_data_root(tmp_path_factory.mktemp("sr-data"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def _spec(scale, sr_scale, dataset, data_root, **train):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from bench import runner
@@ -44,16 +43,9 @@ def bench_env(official, tmp_path, monkeypatch, store_root):
     return env
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread and one BLAS thread (scipy's sqrtm in fid@ref-npz): the CPU budget is one thread's."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def _spec(scale, entry, data_root, grid, seed_ranges, caps=CAPS):

@@ -14,7 +14,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from bench import assets, runner
@@ -50,16 +49,9 @@ def bench_env(official, tmp_path, monkeypatch, store_root):
     return env
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread and one BLAS thread (scipy's sqrtm in fid@ref-npz): the CPU budget is one thread's."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(one_torch_thread):
+    """One torch and one BLAS thread for every test here (tests/conftest.py)."""
 
 
 def _metrics(result):
