@@ -143,9 +143,32 @@ def _collect(module_name: str) -> list[dict[str, str]]:
     return items
 
 
+def _per_module() -> dict[str, list[dict[str, str]]]:
+    return {name: _module_items(name) for name in MODULES}
+
+
+def _per_module_pristine() -> dict[str, list[dict[str, str]]]:
+    """The items as a fresh interpreter sees the standard library. Importing other libraries first changes what
+    the modules hold: transformers adds `logging.Logger.warning_once` and friends, torch.package replaces
+    `inspect.getfile`. In-process, the set (and every model trained on it) then depended on what had been
+    imported before; a child process (`python -I`, only this module imported) reads the same set every time."""
+    import json
+    import subprocess
+
+    from bench.papers import REPO_ROOT
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from bench.data.instructions_docs import _per_module; json.dump(_per_module(), sys.stdout)")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(REPO_ROOT)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError(f"instruct-docs: building the set in a fresh interpreter failed: "
+                         f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return json.loads(proc.stdout)
+
+
 @lru_cache(maxsize=None)
 def _build() -> dict[str, tuple[dict[str, str], ...]]:
-    per_module = {name: _module_items(name) for name in MODULES}
+    per_module = _per_module_pristine()
     order = sorted((m for m in MODULES if per_module[m]), key=lambda m: (_sha("module:" + m), m))
     splits: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
     target = "test"

@@ -75,3 +75,22 @@ def test_alpaca_prompt_has_input_block_only_with_context():
     assert with_ctx.index("### Instruction:\nSummarise.") < with_ctx.index("### Input:")
     for prompt in (with_ctx, without):
         assert prompt.startswith("Below is an instruction that describes a task") and prompt.endswith("### Response:\n")
+
+
+def test_instruct_docs_do_not_depend_on_what_was_imported_before():
+    """transformers adds methods to logging.Logger and torch.package replaces inspect.getfile: the embedded set
+    (and every mgsr number trained on it) must not change with them (it did: teacher ROUGE-L 10.388 -> 9.684)."""
+    import subprocess
+    import sys
+
+    from bench.papers import REPO_ROOT
+
+    def fingerprint(pre: str) -> str:
+        code = (f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); {pre}; "
+                "from bench.data.instructions_docs import fingerprint; print(fingerprint())")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              timeout=300).stdout.strip()
+
+    clean = fingerprint("pass")
+    assert clean.startswith("sha256:")
+    assert fingerprint("import transformers.utils.logging, torch.package") == clean
