@@ -11,7 +11,6 @@
   self-ensemble (a declared flag: numbers with and without it are not comparable).
 * `evaluate_sr`: per-image PSNR/SSIM rows written as resumable shards of the run store, MACs counted during
   the real forward, and the metric records built from those rows.
-* `profile_sr`: params, MACs, latency (CUDA events on GPU) and peak memory of one model at one LR size.
 
 Images travel as uint8 HWC arrays; a model sees float [0, rgb_range] NCHW (each model declares its
 ``rgb_range``: 255 for EDSR/ELAN/LIPT, 1 for SwinIR/IMDN).
@@ -21,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -256,35 +254,3 @@ def count_macs_meta(model: nn.Module, input_shape: Sequence[int]) -> int:
 
     meta = copy.deepcopy(model).to("meta")
     return count_macs(meta, torch.zeros(*input_shape, device="meta"))
-
-
-def profile_sr(model: nn.Module, lr_hw: tuple[int, int], device: str = "cpu", precision: str = "fp32",
-               repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Params, MACs, latency (median, IQR) and peak GPU memory of one forward of an LR ``lr_hw`` image."""
-    from bench.profile import count_params, latency
-
-    if precision not in ("fp32", "fp16"):
-        raise BenchError(f"profile precision must be fp32 or fp16, got {precision!r}")
-    if precision == "fp16" and not str(device).startswith("cuda"):
-        raise BenchError("fp16 latency is measured on a CUDA device only")
-    model = model.eval()
-    shape = (1, 3, *lr_hw)
-    macs = count_macs_meta(model, shape)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    net = copy.deepcopy(model).to(device=device, dtype=dtype)
-    x = torch.rand(shape, device=device, dtype=dtype) * float(getattr(model, "rgb_range", 1.0))
-    on_gpu = str(device).startswith("cuda")
-    with torch.inference_mode():
-        finite = bool(torch.isfinite(net(x)).all())  # fp16 can overflow (e.g. unscaled attention logits)
-        peak = None
-        if on_gpu:  # after a first call, so that cuDNN autotuning workspaces are not counted
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(device)
-            net(x)
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated(device) / 2**20
-        t0 = time.perf_counter()
-        timing = latency(lambda: net(x), warmup=warmup, repeats=repeats, device=str(device))
-    return {"params_m": count_params(model) / 1e6, "gmacs": macs / 1e9, "latency_ms": timing["median_ms"],
-            "latency_iqr_ms": timing["iqr_ms"], "repeats": timing["repeats"], "peak_mem_mb": peak,
-            "output_finite": finite, "timing_wall_s": time.perf_counter() - t0}
