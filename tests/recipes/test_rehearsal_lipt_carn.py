@@ -12,16 +12,11 @@ import pytest
 from bench import runner
 from bench.store import Store
 from methods.lipt import recipe
-from tests.fixtures_official.div2k import write_sr_data_root
+# data_root is a pytest fixture: tests take it as a parameter, which ruff reads as a redefinition
+from tests.recipes.test_rehearsal_lipt import CAPS, data_root  # noqa: F401
+# ruff: noqa: F811
 
 pytestmark = pytest.mark.slow
-
-CAPS = {"max_steps": 2, "max_samples": 2}
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return write_sr_data_root(tmp_path_factory.mktemp("sr-data"))
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,8 +10,6 @@ setting: each fid@ref-npz costs a 2048 x 2048 matrix square root (scipy sqrtm, 1
 sample count, and every solver already runs end to end in the smoke reproduction."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +20,7 @@ from bench.store import Store
 from tests.fixtures_official.edm import PICKLES, write_edm_data_root
 from tests.fixtures_official.inception import FILENAME as INCEPTION_FILE
 from tests.fixtures_official.inception import write_inception_weights
+from tests.recipes.conftest import table_cells
 
 CAPS = {"max_steps": 2, "max_samples": 2}
 
@@ -32,15 +31,6 @@ def official(tmp_path_factory):
     write_edm_data_root(root / "data")
     write_inception_weights(root / "assets" / INCEPTION_FILE)
     return root
-
-
-@pytest.fixture()
-def bench_env(official, tmp_path, monkeypatch, store_root):
-    env = {"BENCH_ASSETS": str(official / "assets"), "BENCH_CACHE": str(tmp_path / "cache"),
-           "BENCH_RESULTS": str(store_root)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -55,9 +45,7 @@ def _spec(scale, entry, data_root, grid, seed_ranges, caps=CAPS):
 
 
 def _table_cells(env, run_ids):
-    table = CliRunner().invoke(app, ["table", "qac", "--all", "--format", "json"], env=env)
-    assert table.exit_code == 0, table.output
-    return [c for c in json.loads(table.output)["cells"] if c.get("run_id") in run_ids]
+    return table_cells("qac", env, run_ids)
 
 
 # ------------------------------------------------------------------------------------------ fixtures' layouts

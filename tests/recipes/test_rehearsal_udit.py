@@ -24,6 +24,7 @@ from tests.fixtures_official.imagenet import write_adm_reference, write_imagenet
 from tests.fixtures_official.inception import FILENAME as INCEPTION_FILE
 from tests.fixtures_official.inception import write_inception_weights
 from tests.fixtures_official.sd_vae import write_sd_vae
+from tests.recipes.conftest import table_cells
 
 CAPS = {"max_steps": 2, "max_samples": 4}
 REFERENCE = "imagenet/VIRTUAL_imagenet256_labeled.npz"
@@ -40,15 +41,6 @@ def official(tmp_path_factory):
     return root
 
 
-@pytest.fixture()
-def bench_env(official, tmp_path, monkeypatch, store_root):
-    env = {"BENCH_ASSETS": str(official / "assets"), "BENCH_CACHE": str(tmp_path / "cache"),
-           "BENCH_RESULTS": str(store_root)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
 @pytest.fixture(autouse=True, scope="module")
 def one_thread(one_torch_thread):
     """One torch and one BLAS thread for every test here (tests/conftest.py)."""
@@ -59,9 +51,7 @@ def _metrics(result):
 
 
 def _table_cells(env, run_ids):
-    table = CliRunner().invoke(app, ["table", "u-dit", "--all", "--format", "json"], env=env)
-    assert table.exit_code == 0, table.output
-    return [c for c in json.loads(table.output)["cells"] if c.get("run_id") in run_ids]
+    return table_cells("u-dit", env, run_ids)
 
 
 def _guided_only(spec):
