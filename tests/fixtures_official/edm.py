@@ -85,7 +85,6 @@ def tiny_vp_network_kwargs(resolution: int = 32, label_dim: int = 0) -> dict[str
 def write_edm_pickle(path: Path, init_kwargs: dict[str, Any], seed: int = 0, protocol: int = 4) -> Path:
     """A random VPPrecond pickled in torch_utils.persistence's layout (see the module docstring)."""
     import torch
-    from torch import nn
 
     from baselines.edm.precond import VPPrecond
 
@@ -95,6 +94,20 @@ def write_edm_pickle(path: Path, init_kwargs: dict[str, Any], seed: int = 0, pro
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(torch.randn_like(p) * 0.02)  # EDM zero-initialises output layers; trained nets are not zero
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        write_persistence_pickle(net, init_kwargs, handle, protocol)
+    return path
+
+
+def write_persistence_pickle(net: Any, init_kwargs: dict[str, Any], handle: Any, protocol: int = 4,
+                             dataset_path: str = "cifar10-32x32.zip") -> None:
+    """Pickle `net` the way EDM's training_loop.py saves it through torch_utils.persistence: every network
+    class becomes _reconstruct_persistent_obj(meta) with the module source, class name and __dict__ (plus init
+    args); torch containers stay torch classes; EDM's skip_scale is a numpy float64. The embedded source would
+    create a marker module if it ever ran, and reconstructing by code raises."""
+    from torch import nn
 
     fake = types.ModuleType("torch_utils.persistence")
 
@@ -120,6 +133,7 @@ def write_edm_pickle(path: Path, init_kwargs: dict[str, Any], seed: int = 0, pro
             return (_reconstruct_persistent_obj, (self.meta,))
 
     def container(module: nn.Module) -> nn.Module:
+        """A real torch container (pickled as torch.nn.modules.container.*) whose children are records."""
         clone = type(module).__new__(type(module))
         clone.__dict__.update(module.__dict__)
         clone.__dict__["_modules"] = {k: convert(v) for k, v in module._modules.items()}
@@ -134,19 +148,16 @@ def write_edm_pickle(path: Path, init_kwargs: dict[str, Any], seed: int = 0, pro
     saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
     sys.modules["torch_utils"] = types.ModuleType("torch_utils")
     sys.modules["torch_utils.persistence"] = fake
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         data = {"ema": Persistent(net, init_kwargs), "loss_fn": None, "augment_pipe": None,
-                "dataset_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "path": "cifar10-32x32.zip"}}
-        with open(path, "wb") as handle:
-            pickle.dump(data, handle, protocol=protocol)
+                "dataset_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "path": dataset_path}}
+        pickle.dump(data, handle, protocol=protocol)
     finally:
         for key, value in saved.items():
             if value is None:
                 sys.modules.pop(key, None)
             else:
                 sys.modules[key] = value
-    return path
 
 
 # data-root paths of the official pretrained pickles (methods/qac/recipe.py PAPER_DATASETS) -> (resolution, labels)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import sys
-import types
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,6 +17,7 @@ from baselines.edm.pipeline import edm_train_config, generate_batch, seed_ranges
 from baselines.edm.precond import EDMPrecond, VEPrecond, VPPrecond, build_precond
 from bench.profile import count_macs
 from bench.registry import BenchError
+from tests.fixtures_official.edm import write_persistence_pickle
 
 TINY = {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1, "attn_resolutions": [8], "dropout": 0.0}
 
@@ -261,58 +260,8 @@ def test_edm_schedule_in_images_and_seed_ranges():
 
 # ----------------------------------------------------------------------------------------- official pickles
 def _write_official_layout(net: nn.Module, init_kwargs: dict, handle, protocol: int = 4) -> None:
-    """Pickle `net` the way torch_utils.persistence does: every network class becomes
-    _reconstruct_persistent_obj(meta) with the module source, class name and __dict__ (plus init args);
-    torch containers stay torch classes; EDM's skip_scale is a numpy float64. The source we embed would
-    create a marker module if it ever ran."""
-    fake = types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):  # never called by the loader under test
-        raise AssertionError("persistent object reconstructed by code")
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    fake._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    source = "import sys\nsys.modules['edm_pickle_code_ran'] = sys\n"
-
-    class Persistent:
-        def __init__(self, module, kwargs=None):
-            state = dict(module.__dict__)
-            state["_modules"] = {k: convert(v) for k, v in module._modules.items()}
-            if "skip_scale" in state:
-                state["skip_scale"] = np.float64(state["skip_scale"])
-            state["_init_args"], state["_init_kwargs"] = (), dict(kwargs or {})
-            self.meta = {"type": "class", "version": 6, "module_src": source,
-                         "class_name": type(module).__name__, "state": state}
-
-        def __reduce__(self):
-            return (_reconstruct_persistent_obj, (self.meta,))
-
-    def container(module):
-        """A real torch container (pickled as torch.nn.modules.container.*) whose children are records."""
-        clone = type(module).__new__(type(module))
-        clone.__dict__.update(module.__dict__)
-        clone.__dict__["_modules"] = {k: convert(v) for k, v in module._modules.items()}
-        return clone
-
-    def convert(module):
-        if module is None:
-            return None
-        return container(module) if isinstance(module, (nn.ModuleDict, nn.ModuleList)) else Persistent(module)
-
-    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
-    sys.modules["torch_utils"] = types.ModuleType("torch_utils")
-    sys.modules["torch_utils.persistence"] = fake
-    try:
-        data = {"ema": Persistent(net, init_kwargs), "loss_fn": None, "augment_pipe": None,
-                "dataset_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "path": "x.zip"}}
-        pickle.dump(data, handle, protocol=protocol)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                sys.modules.pop(key, None)
-            else:
-                sys.modules[key] = value
+    """Pickle `net` as torch_utils.persistence does (tests/fixtures_official/edm.py)."""
+    write_persistence_pickle(net, init_kwargs, handle, protocol, dataset_path="x.zip")
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
