@@ -272,19 +272,22 @@ def run(paper: str, entry: str, checkpoint: Path, scale: str = "paper", data_roo
                          extra={"checkpoint_sha256": sha})
         started, prov = now(), provenance.collect()
         finished: dict[int, dict[str, Any]] = {}
+        from bench.runner import sigterm_as_interrupt
+
         try:
-            for seed in spec.seeds:
-                record = None if force else handle.seed_record(seed, log=log)
-                if record is None:
-                    ctx.extra["seed"] = seed
-                    t0 = time.perf_counter()
-                    outcome = _evaluate_seed(recipe, spec, checkpoint, ctx)
-                    outcome.provenance = {**outcome.provenance, "checkpoint": str(checkpoint),
-                                          "checkpoint_sha256": sha, "device": device}
-                    record = outcome.to_record(seed, time.perf_counter() - t0)
-                    handle.save_seed(seed, record)
-                finished[seed] = record
-        except KeyboardInterrupt:  # as `bench reproduce`: recorded as interrupted, exit 130, rerun resumes
+            with sigterm_as_interrupt():
+                for seed in spec.seeds:
+                    record = None if force else handle.seed_record(seed, log=log)
+                    if record is None:
+                        ctx.extra["seed"] = seed
+                        t0 = time.perf_counter()
+                        outcome = _evaluate_seed(recipe, spec, checkpoint, ctx)
+                        outcome.provenance = {**outcome.provenance, "checkpoint": str(checkpoint),
+                                              "checkpoint_sha256": sha, "device": device}
+                        record = outcome.to_record(seed, time.perf_counter() - t0)
+                        handle.save_seed(seed, record)
+                    finished[seed] = record
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, as `bench reproduce`: an interrupted record, exit 130
             from bench.runner import RunInterrupted
 
             line = f"interrupted in seed {ctx.extra.get('seed')} ({len(finished)} of {len(spec.seeds)} seeds done)"

@@ -19,7 +19,7 @@ from bench.store import Store, now
 
 
 class RunInterrupted(BenchError):
-    """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) during a run: recorded as "interrupted", exit 130."""
+    """Ctrl-C or SIGTERM (sigterm_as_interrupt) during a run: recorded as "interrupted", exit 130."""
 
     exit_code = 130
 
@@ -167,11 +167,33 @@ def execute(spec: RunSpec, store: Store, data_root: Path | None = None, resume: 
         lock = store.lock(spec)
         lock.acquire(wait=wait, log=log)
     try:
-        with _train_messages_to(log if main else None):
+        with _train_messages_to(log if main else None), sigterm_as_interrupt():
             return _execute_locked(spec, store, data_root, resume, force, log, show_progress, device, main)
     finally:
         if lock is not None:
             lock.release()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves as Ctrl-C while a run works: Slurm's preemption and time limit, torchrun's shutdown and
+    `kill` send it, and the run must still leave an "interrupted" record and its last checkpoint to resume from,
+    not vanish with a "running" one. Only the main thread may set signal handlers; elsewhere this does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

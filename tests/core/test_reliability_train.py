@@ -132,8 +132,11 @@ def _uninterrupted_checksum(seed: int, out_dir: Path) -> float:
     return float(sum(p.double().sum() for p in out.model.state_dict().values()))
 
 
-def test_ctrl_c_is_one_line_an_interrupted_record_and_resume_says_what_it_reuses(toy_paper, store_root, tmp_path):
-    """Ctrl-C printed nothing and recorded "failed"; `bench show` did not say why; resume printed nothing."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_is_one_line_an_interrupted_record_and_resume_says_what_it_reuses(signum, toy_paper, store_root,
+                                                                                 tmp_path):
+    """Ctrl-C printed nothing and recorded "failed"; `bench show` did not say why; resume printed nothing.
+    SIGTERM (Slurm preemption, `kill`) killed the process and left a "running" record: it is an interrupt too."""
     from typer.testing import CliRunner
 
     from bench import runner
@@ -152,7 +155,7 @@ def test_ctrl_c_is_one_line_an_interrupted_record_and_resume_says_what_it_reuses
                 break
             time.sleep(0.02)
         assert proc.poll() is None, f"job ended before the interrupt: {proc.stderr.read()[-2000:]}"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
