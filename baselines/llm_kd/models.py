@@ -1,5 +1,10 @@
 """Causal LMs for LLM distillation: the paper's teacher -> student pairs (local Hugging Face folders) and, at
-smoke scale, randomly initialised tiny GPT-2s with a byte-level BPE tokenizer trained locally.
+smoke scale, randomly initialised tiny GPT-2 / OPT / LLaMA models with a byte-level BPE tokenizer trained locally.
+
+LoRA (through `peft`): the students of the OPT, OpenLLaMA2 and LLaMA2 pairs train a LoRA adapter
+(`apply_lora`, `LoraSettings`; DistiLLM's defaults r 16, alpha 64, dropout 0.1). A LoRA model is saved merged
+(`save_hf_folder` adds W + (alpha/r) B A into each adapted weight), so every saved folder is a plain
+Hugging Face model that lm-eval and `load_causal_lm` read without peft.
 
 Nothing is downloaded. At paper scale each model is a local folder ``<data_root>/models/<name>/`` holding
 what ``save_pretrained`` writes (config, weights, tokenizer files). The GPT-2 configurations below are the
@@ -7,6 +12,7 @@ released ones, so the parameter counts can be checked without the weights (`coun
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -36,7 +42,7 @@ class PairSpec:
 PAPER_PAIRS: dict[str, PairSpec] = {
     "gpt2": PairSpec("gpt2-xl", "gpt2", 1_557_611_200, 124_439_808, None,
                      "GPT-2 XL (1.5B) -> GPT-2 base (0.1B), DistiLLM's pair"),
-    "opt": PairSpec("opt-6.7b", "opt-1.3b", 6_658_473_984, 1_315_758_080, None,
+    "opt": PairSpec("opt-6.7b", "opt-1.3b", 6_658_473_984, 1_315_758_080, "lora",
                     "OPT 6.7B -> 1.3B (new in MGSR)"),
     "openllama2": PairSpec("open_llama_7b_v2", "open_llama_3b_v2", 6_738_415_616, 3_426_473_600, "lora",
                            "OpenLLaMA2 7B -> 3B, DistiLLM's pair"),
@@ -51,6 +57,94 @@ GPT2_CONFIGS: dict[str, dict[str, int]] = {
     "gpt2-large": dict(n_layer=36, n_embd=1280, n_head=20, vocab_size=50257, n_positions=1024),
     "gpt2-xl": dict(n_layer=48, n_embd=1600, n_head=25, vocab_size=50257, n_positions=1024),
 }
+
+# The released OPT and LLaMA2 configurations (the hub's config.json of facebook/opt-1.3b, facebook/opt-6.7b,
+# meta-llama/Llama-2-7b-hf, meta-llama/Llama-2-13b-hf) [M]; tests count them on the meta device against
+# PAPER_PAIRS' published parameter counts.
+OPT_CONFIGS: dict[str, dict[str, int]] = {
+    "opt-1.3b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=32, ffn_dim=8192,
+                     vocab_size=50272, max_position_embeddings=2048, word_embed_proj_dim=2048),
+    "opt-6.7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, ffn_dim=16384,
+                     vocab_size=50272, max_position_embeddings=2048, word_embed_proj_dim=4096),
+}
+LLAMA_CONFIGS: dict[str, dict[str, int]] = {
+    "Llama-2-7b-hf": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008,
+                          vocab_size=32000, max_position_embeddings=4096),
+    "Llama-2-13b-hf": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, intermediate_size=13824,
+                           vocab_size=32000, max_position_embeddings=4096),
+}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The student's LoRA adapter. Defaults: DistiLLM's `--peft lora` arguments (r 16, alpha 64, dropout 0.1,
+    papers-other 3.4 [R]); target modules: the query and value projections, peft's default for OPT and LLaMA
+    (MiniLLM/DistiLLM's LoraConfig names none [I]). Every field is a knob of the recipe's `lora` argument."""
+
+    r: int = 16
+    alpha: int = 64
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+    @classmethod
+    def parse(cls, cfg: dict[str, Any] | None) -> LoraSettings:
+        cfg = dict(cfg or {})
+        unknown = set(cfg) - {"r", "alpha", "dropout", "target_modules"}
+        if unknown:
+            raise BenchError(f"unknown LoRA option(s) {', '.join(sorted(unknown))}; known: r, alpha, dropout, "
+                             f"target_modules")
+        if "target_modules" in cfg:
+            cfg["target_modules"] = tuple(cfg["target_modules"])
+        out = cls(**cfg)
+        if out.r < 1 or out.alpha <= 0 or not 0.0 <= out.dropout < 1.0 or not out.target_modules:
+            raise BenchError(f"bad LoRA settings {out}: need r >= 1, alpha > 0, 0 <= dropout < 1, target modules")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"r": self.r, "alpha": self.alpha, "dropout": self.dropout, "target_modules": list(self.target_modules)}
+
+
+def apply_lora(model: Any, settings: LoraSettings, seed: int = 0) -> Any:
+    """`model` wrapped by peft with a fresh LoRA adapter (A: peft's Kaiming init drawn under `seed`, B = 0, so
+    the wrapped model computes exactly what `model` does); only the adapter is trainable."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=settings.r, lora_alpha=settings.alpha,
+                        lora_dropout=settings.dropout, target_modules=list(settings.target_modules))
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in settings.target_modules if t not in names]
+    if missing:
+        raise BenchError(f"LoRA target module(s) {', '.join(missing)} not in {type(model).__name__}")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return get_peft_model(model, config)
+
+
+def is_lora(model: Any) -> bool:
+    return type(model).__module__.startswith("peft.")
+
+
+def merged_state_dict(model: Any) -> dict[str, Any]:
+    """The base model's state dict with every LoRA delta (alpha/r) B A added to its weight; the peft model is
+    left untouched (training continues on the same adapter)."""
+    import torch
+
+    base = model.get_base_model()
+    adapter = model.active_adapter
+    deltas: dict[str, Any] = {}
+    for name, module in base.named_modules():
+        if hasattr(module, "get_delta_weight") and adapter in getattr(module, "lora_A", {}):
+            with torch.no_grad():
+                deltas[f"{name}.weight"] = module.get_delta_weight(adapter)
+    out = {}
+    for key, value in base.state_dict().items():
+        if "lora_" in key:
+            continue
+        key = key.replace(".base_layer.", ".")
+        out[key] = (value + deltas[key]) if key in deltas else value
+    return out
+
 
 # Smoke: a tiny teacher and a smaller student of the same (GPT-2) architecture and tokenizer.
 SMOKE_TEACHER = dict(n_layer=4, n_embd=128, n_head=4)
@@ -91,6 +185,51 @@ def build_gpt2(config: Any, seed: int) -> Any:
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
     return model
+
+
+def tiny_config(family: str, vocab_size: int, n_positions: int, n_layer: int, n_embd: int, n_head: int,
+                eos_id: int, dropout: float = 0.1) -> Any:
+    """A tiny configuration of a Table 1 architecture: "gpt2", "opt" (pre-norm, learned positions, ReLU MLP of
+    4x width, as the released OPTs) or "llama" (RMSNorm, rotary positions, SwiGLU MLP of 8/3 x width rounded
+    up to a multiple of 8, as LLaMA2's 11008 = 8/3 x 4096 rounded to 256)."""
+    if family == "gpt2":
+        return gpt2_config(vocab_size, n_positions, n_layer, n_embd, n_head, eos_id, dropout)
+    if family == "opt":
+        from transformers import OPTConfig
+
+        return OPTConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer, ffn_dim=4 * n_embd,
+                         num_attention_heads=n_head, max_position_embeddings=n_positions, word_embed_proj_dim=n_embd,
+                         do_layer_norm_before=True, dropout=dropout, attention_dropout=dropout,
+                         activation_dropout=0.0, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    if family == "llama":
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer,
+                           num_attention_heads=n_head, intermediate_size=-(-8 * n_embd // 3 // 8) * 8,
+                           max_position_embeddings=n_positions, attention_dropout=dropout, tie_word_embeddings=False,
+                           bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    raise BenchError(f"unknown model family {family!r}; known: gpt2, opt, llama")
+
+
+def build_causal_lm(config: Any, seed: int) -> Any:
+    """A randomly initialised causal LM of `config`; the initialisation depends only on `seed`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    return model
+
+
+def count_config_params(config: Any) -> int:
+    """Parameters of a configuration, counted on the meta device (no memory, no download)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 def count_gpt2_params(name: str) -> int:
@@ -138,7 +277,12 @@ def save_hf_folder(model: Any, tokenizer: Any, folder: str | Path, extra: dict[s
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        model.save_pretrained(tmp)
+        if is_lora(model):  # merged: a plain folder of the base architecture
+            model.get_base_model().save_pretrained(tmp, state_dict=merged_state_dict(model))
+            (tmp / "lora.json").write_text(json.dumps({"merged": True, "adapter": model.peft_config[
+                model.active_adapter].to_dict()}, default=str, sort_keys=True, indent=1))
+        else:
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name, text in (extra or {}).items():
             (tmp / name).write_text(text)

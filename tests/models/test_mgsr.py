@@ -262,5 +262,9 @@ def test_profile_macs_match_the_hand_count():
     assert smoke["teacher"]["gmacs"] * 1e9 == pytest.approx(macs(160, 1024, 64, 2), rel=1e-9)
     assert smoke["student"]["gmacs"] * 1e9 == pytest.approx(macs(160, 1024, 48, 2), rel=1e-9)
     paper = {r["entry"]: r for r in profile("paper", "cpu")}       # meta device: no weights, no latency
-    assert paper["student"]["gmacs"] * 1e9 == pytest.approx(macs(512, 50257, 768, 12), rel=1e-9)
-    assert paper["teacher"]["params_m"] == pytest.approx(1557.6112) and paper["teacher"]["latency_ms"] is None
+    assert paper["gpt2-student"]["gmacs"] * 1e9 == pytest.approx(macs(512, 50257, 768, 12), rel=1e-9)
+    assert paper["gpt2-teacher"]["params_m"] == pytest.approx(1557.6112)
+    assert paper["gpt2-teacher"]["latency_ms"] is None
+    # OPT's blocks have GPT-2's shape (4 d^2 attention, a 4 d MLP): the same count for OPT-1.3B
+    assert paper["opt-student"]["gmacs"] * 1e9 == pytest.approx(macs(512, 50272, 2048, 24), rel=1e-9)
+    assert paper["opt-student"]["params_m"] == pytest.approx(1315.75808)

@@ -50,14 +50,19 @@ def test_smoke_plan_has_every_entry_with_one_budget(mgsr_paper):
     assert {s.entry for s in specs} <= card_entries
     for spec in specs:
         assert spec.dataset == "instruct-docs" and spec.metrics == ["rouge_l@rouge-score"]
-        assert spec.stands_for == {"dataset": "dolly", "metrics": {"rouge_l@rouge-score": "rouge_l@rouge-score"}}
+        assert spec.stands_for["dataset"] == "instruct-avg5"
+        assert spec.stands_for["metrics"] == {"rouge_l@rouge-score": "rouge_l@rouge-score"}
+        assert spec.args["eval_sets"] == ["dolly", "self-inst", "vicuna", "sni", "unni"]
+        assert spec.setting == {"teacher": "tiny-opt-2x64", "student": "tiny-opt-2x48"}
+        assert spec.args["lora"] == {"r": 16, "alpha": 64, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
         assert spec.sampler["temperature"] == 1.0 and spec.sampler["top_k"] == 0 and spec.sampler["top_p"] == 1.0
         assert spec.impl in recipe.IMPLS
     students = [s for s in specs if s.entry != "teacher"]
     assert len({json.dumps(s.train, sort_keys=True) for s in students}) == 1          # same schedule for all
     assert {s.args["student_init"] for s in students} == {"sft-init"}
     paper = runner.plan(mgsr_paper, "paper")
-    assert {s.dataset for s in paper} == {"dolly", "self-inst", "vicuna", "sni", "unni"}
+    assert {s.dataset for s in paper} == {"dolly", "self-inst", "vicuna", "sni", "unni", "instruct-avg5"}
+    assert {s.args["pair"] for s in paper} == {"gpt2", "opt", "openllama2", "llama2"}
     assert all(s.sampler["eval_seeds"] == [10, 20, 30, 40, 50] and s.sampler["max_total_tokens"] == 512
                for s in paper)
 
@@ -113,12 +118,18 @@ def test_smoke_reproduction_shares_the_teacher_and_resumes(mgsr_paper, store_roo
     (scratch,) = [p for p in shared.glob("scratch-sft-*") if "-eval-" not in p.name and (p / "DONE").exists()]
     assert results["sft"]["provenance"]["checkpoint_sha256"] == folder_sha256(scratch)
     assert len([p for p in shared.glob("sft-init-*") if (p / "DONE").exists()]) == 1
-    # per-prompt rows are in the store
+    # per-prompt rows are in the store: the 96 test prompts in five slices (one per Table 1 set), and the
+    # record is instruct-avg5: the unweighted mean of the slices' means, with n per slice
     mgsr_dir = store.run_dir(specs[2])
     items = [json.loads(line) for f in (mgsr_dir / "items" / "0").glob("*.jsonl")
              for line in f.read_text().splitlines()]
-    assert len(items) == 96 and sum(r["rougeL"] for r in items) / 96 == pytest.approx(
-        _metric(results["mgsr"], "rouge_l@rouge-score")["value"], abs=1e-9)
+    assert len(items) == 96 and len({r["eval_set"] for r in items}) == 5
+    by_set = {k: [r["rougeL"] for r in items if r["eval_set"] == k] for k in {r["eval_set"] for r in items}}
+    rouge = _metric(results["mgsr"], "rouge_l@rouge-score")
+    assert rouge["protocol"]["average"]["n_per_set"] == {k: len(v) for k, v in by_set.items()}
+    assert rouge["value"] == pytest.approx(sum(sum(v) / len(v) for v in by_set.values()) / 5, abs=1e-9)
+    # the students trained a LoRA adapter (saved merged), the teacher did not
+    assert results["mgsr"]["provenance"]["checkpoint_sha256"] != results["teacher"]["provenance"]["checkpoint_sha256"]
 
     # resume: the seed record is lost; training (checkpoint) and evaluation (shards) are not redone
     (mgsr_dir / "seeds" / "0.json").unlink()
