@@ -1,4 +1,5 @@
-"""What `bench reproduce ctf` runs: supervised burn-in, Unbiased Teacher, LabelMatch and CTF.
+"""What `bench reproduce ctf` runs: supervised burn-in, Unbiased Teacher, LabelMatch and CTF, and at smoke scale the
+table's two other baselines, Soft Teacher (baselines/ssod/soft_teacher.py) and STAC (baselines/ssod/stac.py).
 
 Scales
 * smoke: the embedded shapes-coco set (256 train / 64 val images of 64 px, 3 classes), a 10 % labelled split drawn
@@ -6,7 +7,10 @@ Scales
   ResNet-FPN Faster R-CNN, one seed, on one CPU thread (tiny tensors gain nothing from intra-op threads, and an
   oversubscribed runner stalls on them). Stands for COCO-standard 10 %. Schedules (baselines.ssod.configs): a
   shared 500-step burn-in, then 200 semi-supervised steps; the supervised entry trains the burn-in on for the same
-  200 steps on the labelled images alone (matched budget, see _supervised).
+  200 steps on the labelled images alone (matched budget, see _supervised). Soft Teacher and STAC start from the
+  same shared burn-in and train the same 200 steps (STAC's offline pseudo-labels are made once by the burn-in
+  detector before its 200 steps); with them the whole smoke reproduction takes about 155 s of one CPU thread
+  (110 s without them), within the 3-minute budget.
 * small: COCO-standard 10 % fold 1 with ResNet-50-FPN and a short schedule on one GPU (needs --data-root and the
   ImageNet ResNet-50 weights); first method-vs-baseline evidence, not the paper's numbers.
 * paper: COCO-standard 1 / 5 / 10 % x folds 1-5 (the run's seeds ARE the folds, so the aggregate is the papers'
@@ -43,7 +47,8 @@ METRICS = ["coco_bbox_map@pycocotools", "coco_bbox_ap50@pycocotools"]
 SAME_METRICS = {m: m for m in METRICS}
 GPU_TRAIN = {"num_workers": 4, "ckpt_every": 2000}  # data loading in workers; resumable every 2,000 steps
 IMPLS = {"supervised": "ssod-supervised", "unbiased-teacher": "unbiased-teacher", "labelmatch": "labelmatch",
-         "ctf": "ctf"}
+         "ctf": "ctf", "soft-teacher": "soft-teacher", "stac": "stac"}
+SMOKE_ENTRIES = ("supervised", "unbiased-teacher", "labelmatch", "ctf", "soft-teacher", "stac")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -73,7 +78,7 @@ def plan(card, scale: str, data_root: Path | None) -> list[RunSpec]:
         stands = {"dataset": "coco2017", "metrics": SAME_METRICS,
                   "settings": [{"paper": {"label_pct": 10.0}, "ours": {"label_pct": 10.0, "fold": 1}}]}
         return [_spec(card, e, "smoke", "shapes-coco", "val", smoke_args(e), [0], {"label_pct": 10.0, "fold": 1},
-                      stands, {"threads": 1}) for e in ("supervised", "unbiased-teacher", "labelmatch", "ctf")]
+                      stands, {"threads": 1}) for e in SMOKE_ENTRIES]
     if scale == "small":
         short = {"burn_in": {"steps": 3000, "batch_size": 8, "lr": 0.01, "milestones": [2400]},
                  "semi": {"steps": 3000, "batch_size": 8, "lr": 0.01}, "ssod": {"act_interval": 500, "act_images": 2000}}
@@ -387,10 +392,13 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
             detectors = [_burn_in(recipe, schedule, spec, splits, cats, seed + k, ctx)[0] for k in range(ctf_cfg.pairs)]
             module = CTF(detectors, recipe.ssod, ctf_cfg, nbar, ratio)
             provenance["ctf"] = ctf_cfg.to_dict()
+        elif recipe.method in ("soft-teacher", "stac"):
+            module, pairs = _baseline_module(recipe, schedule, spec, splits, cats, seed, ctx, provenance)
         else:
             detector, _ = _burn_in(recipe, schedule, spec, splits, cats, seed, ctx)
             module = MeanTeacher(detector, recipe.ssod, nbar, ratio)
-        pairs = SemiPairs(splits.labelled, splits.unlabelled, cats, recipe.augment, cache=spec.scale == "smoke")
+        if recipe.method not in ("soft-teacher", "stac"):
+            pairs = SemiPairs(splits.labelled, splits.unlabelled, cats, recipe.augment, cache=spec.scale == "smoke")
         refresh = None
         if recipe.ssod.method == "labelmatch":
             def refresh(step: int) -> dict[str, float]:
@@ -409,9 +417,12 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
             provenance["dpco"] = {"accumulated": [float(v) for v in module.accumulated],
                                   "selections": [int(v) for v in module.selections], "evaluated_pair": best}
             train_cost["trained_networks"] = 2 * ctf_cfg.pairs
+        elif recipe.method == "stac":
+            eval_model = "student (STAC has no teacher while training)"
         else:
             eval_model = "teacher (EMA)"
-        provenance["pseudo_thresholds"] = _thresholds(module)
+        if recipe.method not in ("soft-teacher", "stac"):
+            provenance["pseudo_thresholds"] = _thresholds(module)
         provenance["pseudo_boxes_per_image"] = _pseudo_counts(module)
         provenance["checkpoint_dir"] = str(work / "semi")
         supervised = _supervised_map(recipe, schedule, spec, splits, cats, seed, ctx)
@@ -427,6 +438,31 @@ def _run_seed(spec: RunSpec, seed: int, ctx: RunContext) -> SeedResult:
     cost = {"params_m": count_params(network, trainable_only=False) / 1e6,
             "gmacs": _gmacs(network, splits, recipe, ctx.device), "wall_s": time.perf_counter() - t0, **train_cost}
     return SeedResult(metrics=metrics, cost=cost, provenance=provenance)
+
+
+def _baseline_module(recipe, schedule, spec: RunSpec, splits: Splits, cats, seed: int, ctx: RunContext,
+                     provenance: dict[str, Any]):
+    """Soft Teacher or STAC on the shared burn-in: (the module the semi-supervised stage trains, its data)."""
+    cache = spec.scale == "smoke"
+    detector, _ = _burn_in(recipe, schedule, spec, splits, cats, seed, ctx)
+    if recipe.method == "soft-teacher":
+        from baselines.ssod.soft_teacher import SoftTeacher, SoftTeacherPairs
+
+        return SoftTeacher(detector, recipe.ssod), SoftTeacherPairs(splits.labelled, splits.unlabelled, cats,
+                                                                    recipe.augment, cache=cache)
+    from baselines.ssod.stac import STAC, STACPairs, offline_pseudo_labels
+    from baselines.ssod.train import new_detector
+
+    t0 = time.perf_counter()
+    pseudo = offline_pseudo_labels(detector.to(ctx.device), splits.unlabelled, cats, recipe.ssod.score_thresh,
+                                   recipe.augment.test_resize, device=ctx.device)
+    ctx.log(f"  stac: {len(pseudo)} unlabelled images labelled offline by the burn-in detector in "
+            f"{time.perf_counter() - t0:.0f} s")
+    provenance["stac_offline_boxes"] = sum(len(p[1]) for p in pseudo)
+    if recipe.ssod.student_init == "fresh":
+        detector = new_detector(recipe.detector, seed)
+    return STAC(detector, recipe.ssod, pseudo), STACPairs(splits.labelled, splits.unlabelled, cats, recipe.augment,
+                                                         pseudo, cache=cache)
 
 
 def _gmacs(network, splits: Splits, recipe, device: str) -> float:
@@ -482,4 +518,5 @@ def profile(scale: str, device: str = "cpu", repeats: int = 10, measure_latency:
 
     (detector,) = run_profile([ProfileJob(f"detector ({name}, shared by every entry)", measure)], plan, progress)
     return [{"entry": entry, **detector, "trained_networks": networks}
-            for entry, networks in (("supervised", 1), ("unbiased-teacher", 2), ("labelmatch", 2), ("ctf", 4))]
+            for entry, networks in (("supervised", 1), ("unbiased-teacher", 2), ("labelmatch", 2), ("ctf", 4),
+                                    ("soft-teacher", 2), ("stac", 1))]

@@ -49,29 +49,29 @@ def test_the_audit_flags_both_kinds_of_disagreement():
 QUOTED = r"'(?:[^']|'')*'"  # a YAML single-quoted string ('' is an escaped quote)
 
 
-def _ctf_card_copy(tmp_path, edit):
+def _udit_card_copy(tmp_path, edit):
     path = tmp_path / "paper.yaml"
-    text = papers.paper_card_path("ctf").read_text(encoding="utf-8")
+    text = papers.paper_card_path("u-dit").read_text(encoding="utf-8")
     path.write_text(edit(text), encoding="utf-8")
     return path
 
 
 def test_a_baseline_with_impl_null_and_no_reason_is_refused_in_one_line(tmp_path):
-    untouched = _ctf_card_copy(tmp_path, lambda t: t)
-    assert load_card(untouched).entry("stac").not_run  # the control: the real card loads
-    path = _ctf_card_copy(tmp_path, lambda t: re.sub(r"(\{id: stac, .*?), not_run: " + QUOTED + r"\}", r"\1}", t))
-    assert "not_run" not in next(line for line in path.read_text().splitlines() if "{id: stac," in line)
+    untouched = _udit_card_copy(tmp_path, lambda t: t)
+    assert load_card(untouched).entry("dit-unet").not_run  # the control: the real card loads
+    path = _udit_card_copy(tmp_path, lambda t: re.sub(r"(\{id: dit-unet, .*?), not_run: " + QUOTED + r"\}", r"\1}", t))
+    assert "not_run" not in next(line for line in path.read_text().splitlines() if "{id: dit-unet," in line)
     with pytest.raises(BenchError) as err:
         load_card(path)
     message = str(err.value)
     assert len(message.splitlines()) == 1
-    assert str(path) in message and "baseline 'stac' has impl null and no not_run" in message
+    assert str(path) in message and "baseline 'dit-unet' has impl null and no not_run" in message
 
 
 def test_a_blank_reason_is_refused(tmp_path):
-    path = _ctf_card_copy(tmp_path, lambda t: re.sub(r"(\{id: stac, .*?, not_run: )" + QUOTED + r"\}", r"\1'  '}", t))
+    path = _udit_card_copy(tmp_path, lambda t: re.sub(r"(\{id: dit-unet, .*?, not_run: )" + QUOTED + r"\}", r"\1'  '}", t))
     assert "not_run: '  '}" in path.read_text()
-    with pytest.raises(BenchError, match=r"entries\.4\.not_run: .*must say why"):
+    with pytest.raises(BenchError, match=r"entries\.25\.not_run: .*must say why"):
         load_card(path)
 
 
@@ -88,8 +88,7 @@ def test_list_json_names_each_unrun_entry_with_its_reason():
     result = CliRunner().invoke(app, ["list", "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = {row["paper"]: row for row in json.loads(result.output)}
-    ctf = {item["entry"]: item["not_run"] for item in rows["ctf"]["not_run"]}
-    assert set(ctf) == {"soft-teacher", "stac"} and all("issue 22" in r for r in ctf.values())
+    assert rows["ctf"]["not_run"] == []  # issue 22: Soft Teacher and STAC run at smoke
     card = papers.card("u-dit")
     assert [i["entry"] for i in rows["u-dit"]["not_run"]] == [e.id for e in card.entries if e.not_run]
     assert rows["mgsr"]["not_run"] == []
@@ -99,8 +98,8 @@ def test_full_table_marks_unrun_rows_and_gives_the_reasons(store_root):
     from bench import table
     from bench.store import Store
 
-    frame = table.build("ctf", Store(store_root))
+    frame = table.build("u-dit", Store(store_root))
     notes = frame.groupby("entry")["note"].apply(lambda s: all("not run by bench" in n for n in s))
-    assert notes["stac"] and notes["soft-teacher"] and not notes["labelmatch"]
-    reason = papers.card("ctf").entry("stac").not_run
-    assert f"not run by bench: stac: {reason}" in table.footnotes("ctf")
+    assert notes["u-vit-l"] and notes["dit-s-2"] and not notes["u-dit-b"]
+    reason = papers.card("u-dit").entry("u-vit-l").not_run
+    assert f"not run by bench: u-vit-l: {reason}" in table.footnotes("u-dit")

@@ -115,7 +115,7 @@ def test_smoke_plan_lists_every_entry():
     from methods.ctf import recipe
 
     specs = recipe.plan(papers.card("ctf"), "smoke", None)
-    assert [s.entry for s in specs] == ["supervised", "unbiased-teacher", "labelmatch", "ctf"]
+    assert [s.entry for s in specs] == ["supervised", "unbiased-teacher", "labelmatch", "ctf", "soft-teacher", "stac"]
     assert all(s.dataset == "shapes-coco" and s.stands_for["dataset"] == "coco2017" for s in specs)
     assert all(s.setting == {"label_pct": 10.0, "fold": 1} for s in specs)
     paper = recipe.plan(papers.card("ctf"), "paper", None)

@@ -1,5 +1,5 @@
-"""End-to-end smoke reproduction of CTF: every entry (supervised, Unbiased Teacher, LabelMatch, CTF) through
-bench.runner.execute on the embedded shapes-coco set, with a private run store."""
+"""End-to-end smoke reproduction of CTF: every entry (supervised, Unbiased Teacher, LabelMatch, CTF, Soft Teacher,
+STAC) through bench.runner.execute on the embedded shapes-coco set, with a private run store."""
 from __future__ import annotations
 
 import time
@@ -30,7 +30,7 @@ def ctf_paper():
 @pytest.mark.slow
 def test_smoke_reproduction_runs_every_entry(ctf_paper, store_root):
     specs = runner.plan(ctf_paper, "smoke")
-    assert [s.entry for s in specs] == ["supervised", "unbiased-teacher", "labelmatch", "ctf"]
+    assert [s.entry for s in specs] == ["supervised", "unbiased-teacher", "labelmatch", "ctf", "soft-teacher", "stac"]
     store = Store(store_root)
     t0 = time.perf_counter()
     results = {s.entry: runner.execute(s, store, log=print).result for s in specs}
@@ -52,7 +52,7 @@ def test_smoke_reproduction_runs_every_entry(ctf_paper, store_root):
         assert values["coco_bbox_ap50@pycocotools"] > 10.0, (entry, values)
     # the semi-supervised entries are measured against the supervised entry's model (the same shared training)
     sup_map = {m["metric"]: m["value"] for m in results["supervised"]["metrics"]}["coco_bbox_map@pycocotools"]
-    for entry in ("unbiased-teacher", "labelmatch", "ctf"):
+    for entry in ("unbiased-teacher", "labelmatch", "ctf", "soft-teacher", "stac"):
         gain = next(m for m in results[entry]["metrics"] if m["metric"] == "map_gain@supervised")
         assert gain["floor"]["trivial_value"] == pytest.approx(sup_map), entry
     # the teachers' pseudo-labels reach the students (a silent zero is the classic SSOD port bug)
@@ -61,6 +61,9 @@ def test_smoke_reproduction_runs_every_entry(ctf_paper, store_root):
     lm = prov["labelmatch"]["pseudo_boxes_per_image"]
     assert lm["reliable"] + lm["uncertain"] > 0
     assert all(p["reliable"] + p["uncertain"] > 0 for p in prov["ctf"]["pseudo_boxes_per_image"].values())
+    st = prov["soft-teacher"]["pseudo_boxes_per_image"]
+    assert st["cls"] > 0 and st["reg"] > 0
+    assert prov["stac"]["stac_offline_boxes"] > 0 and prov["stac"]["eval_model"].startswith("student")
     assert prov["ctf"]["eval_model"].startswith("teacher of pair") and sum(prov["ctf"]["dpco"]["selections"]) == SEMI_STEPS
     assert all(r["metrics"][0]["protocol"]["eval_model"] for r in results.values())
 
