@@ -27,4 +27,8 @@ BASELINES: dict[str, dict[str, str]] = {
     "edsr-baseline": {"target": "baselines.sr.edsr_baseline:build", "doc": "EDSR-baseline (16 blocks, 64 ch)"},
     "imdn": {"target": "baselines.sr.imdn:build", "doc": "IMDN (lightweight SR)"},
     "carn": {"target": "baselines.sr.carn:build", "doc": "CARN (cascading residual network, lightweight SR)"},
+    "rcan": {"target": "baselines.sr.rcan:build", "doc": "RCAN (residual channel-attention groups; EDSR-PyTorch layout)"},
+    "sr-kd": {"target": "baselines.sr_kd.distill:Distiller",
+              "doc": "SR student trained alone or with Logits-KD / FitNet / AT / FAKD (one shared loop)"},
+    "sr-teacher": {"target": "baselines.sr_kd.stages:Staged", "doc": "a frozen SR teacher (EDSR/RCAN), evaluated as is"},
 }

@@ -14,7 +14,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "gim": {"package": "gim", "recipe": None},
     "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
     "lipt": {"package": "lipt", "recipe": "methods.lipt.recipe"},
-    "mipkd": {"package": "mipkd", "recipe": None},
+    "mipkd": {"package": "mipkd", "recipe": "methods.mipkd.recipe"},
     "sam-prior": {"package": "sam_prior", "recipe": None},
 }
 
@@ -30,4 +30,6 @@ METHODS: dict[str, dict[str, str]] = {
               "doc": "U-DiT-S/B/L: U-shaped DiT with token-downsampled attention, RoPE2D, re-parameterised FFN"},
     "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",
              "doc": "LIPT Tiny/Small/Base at x2/x3/x4 with NVSM-SA and the deployable re-parameterisation"},
+    "mipkd": {"target": "methods.mipkd.mixers:MiPKD", "paper": "mipkd",
+              "doc": "MiPKD: feature prior mixer (3-D masked shared latent + AE loss) and block prior mixer"},
 }

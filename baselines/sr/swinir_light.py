@@ -32,7 +32,17 @@ PUBLISHED_PARAMS = {2: 878e3, 3: 886e3, 4: 897e3}
 VARIANTS = {
     "light": dict(embed_dim=60, depths=(6, 6, 6, 6), num_heads=(6, 6, 6, 6), window_size=8, mlp_ratio=2.0),
     "tiny": dict(embed_dim=12, depths=(2, 2), num_heads=(2, 2), window_size=4, mlp_ratio=2.0),  # CPU smoke
+    # classical SR (main_test_swinir.py, task classical_sr): SwinIR-M, 'pixelshuffle' upsampler; and the 60-dim
+    # 4-RSTB student of the SR distillation papers (DUKD/DCKD configs: 'c60s24', pixelshuffle) [R]
+    "classical-m": dict(embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=8, mlp_ratio=2.0,
+                        upsampler="pixelshuffle"),
+    "kd-student": dict(embed_dim=60, depths=(6,) * 4, num_heads=(6,) * 4, window_size=8, mlp_ratio=2.0,
+                       upsampler="pixelshuffle"),
 }
+
+# The classical models' 'pixelshuffle' tail: conv_before_upsample (conv embed -> 64, LeakyReLU), ``upsample``
+# (conv 64 -> 4*64 + PixelShuffle(2) per x2 step, or conv 64 -> 9*64 + PixelShuffle(3)), conv_last (64 -> 3).
+NUM_FEAT = 64
 
 SHIFTED_MASK_VALUE = -100.0  # what SwinIR adds between tokens of different regions of a shifted window
 
@@ -178,9 +188,13 @@ class PatchEmbedNorm(nn.Module):
 
 class SwinIR(nn.Module):
     def __init__(self, scale: int = 2, embed_dim: int = 60, depths=(6, 6, 6, 6), num_heads=(6, 6, 6, 6),
-                 window_size: int = 8, mlp_ratio: float = 2.0, rgb_range: float = 1.0, colors: int = 3):
+                 window_size: int = 8, mlp_ratio: float = 2.0, rgb_range: float = 1.0, colors: int = 3,
+                 upsampler: str = "pixelshuffledirect"):
         super().__init__()
         check_scale("SwinIR", scale)
+        if upsampler not in ("pixelshuffledirect", "pixelshuffle"):
+            raise ValueError(f"SwinIR upsampler must be pixelshuffledirect or pixelshuffle, got {upsampler!r}")
+        self.upsampler = upsampler
         self.scale, self.rgb_range, self.colors, self.window_size = scale, rgb_range, colors, window_size
         self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.conv_first = nn.Conv2d(colors, embed_dim, 3, padding=1)
@@ -189,7 +203,15 @@ class SwinIR(nn.Module):
                                      for d, h in zip(depths, num_heads)])
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        self.upsample = pixel_shuffle_upsampler(embed_dim, colors, scale)
+        if upsampler == "pixelshuffledirect":
+            self.upsample = pixel_shuffle_upsampler(embed_dim, colors, scale)
+        else:
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, NUM_FEAT, 3, padding=1),
+                                                      nn.LeakyReLU(inplace=True))
+            steps = [(2, 4)] * {2: 1, 4: 2}[scale] if scale in (2, 4) else [(3, 9)]
+            self.upsample = nn.Sequential(*[m for s, mult in steps for m in
+                                            (nn.Conv2d(NUM_FEAT, mult * NUM_FEAT, 3, padding=1), nn.PixelShuffle(s))])
+            self.conv_last = nn.Conv2d(NUM_FEAT, colors, 3, padding=1)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -215,9 +237,16 @@ class SwinIR(nn.Module):
         x = x / self.rgb_range - self.mean.to(x.dtype)
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
-        x = self.upsample(x)
+        x = self.reconstruct(x)
         x = (x + self.mean.to(x.dtype)) * self.rgb_range
         return x[:, :, : h * self.scale, : w * self.scale]
+
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The upsampling tail, from the body's output (plus its residual) to the image (mean not yet added)."""
+        if self.upsampler == "pixelshuffledirect":
+            return self.upsample(x)
+        return self.conv_last(self.upsample(self.conv_before_upsample(x)))
 
 
 def build(scale: int = 4, variant: str = "light", **overrides) -> SwinIR:
