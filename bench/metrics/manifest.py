@@ -148,6 +148,11 @@ DIALECTS: dict[str, dict[str, Any]] = {
                                         "exp(mean KL(p(y|x) || mean p(y|x))); 1 for identical or unrecognisable "
                                         "samples, 10 for confident samples spread evenly over the ten digits "
                                         "(methods/qac/sanity.py; the floor's trivial generators are recorded)"),
+    "pixel_f1_gain@random": _sanity("", "pixel_f1 of the model minus the expected pixel_f1 of a uniform random map "
+                                        "(f / (f + 0.5) per image of manipulated fraction f; the all-authentic map "
+                                        "scores 0) on the same manipulated images"),
+    "pixel_auc_gain@chance": _sanity("", "pixel_auc of the model minus 0.5, the AUC of a constant or random map, on "
+                                         "the same manipulated images"),
     # --- cost (never gated on shared CPU runners) ---------------------------------------------------
     "params_m": dict(direction="none", unit="M", family="cost", protocol="trainable parameters / 1e6 (deployed form "
                      "where a model re-parameterises)", target="bench.profile:count_params"),
