@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 BASELINES: dict[str, dict[str, str]] = {
+    "ipt": {"target": "baselines.allinone.ipt:build", "doc": "IPT (multi-head, multi-tail ViT encoder-decoder)"},
+    "airnet": {"target": "baselines.allinone.airnet:build", "doc": "AirNet (contrastive degradation encoder + DGRN)"},
+    "promptir": {"target": "baselines.allinone.promptir:build", "doc": "PromptIR (Restormer with prompt blocks)"},
     "llm-sft": {"target": "baselines.llm_kd.objectives:SFT", "doc": "supervised fine-tuning"},
     "llm-kd": {"target": "baselines.llm_kd.objectives:KD", "doc": "word-level KD (forward KL)"},
     "llm-seqkd": {"target": "baselines.llm_kd.objectives:SeqKD", "doc": "SeqKD (teacher-generated responses)"},

@@ -10,7 +10,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "qac": {"package": "qac", "recipe": "methods.qac.recipe"},
     "tad-sr": {"package": "tad_sr", "recipe": None},
     "mgsr": {"package": "mgsr", "recipe": "methods.mgsr.recipe"},
-    "instruct-ipt": {"package": "instruct_ipt", "recipe": None},
+    "instruct-ipt": {"package": "instruct_ipt", "recipe": "methods.instruct_ipt.recipe"},
     "gim": {"package": "gim", "recipe": "methods.gim.recipe"},
     "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
     "lipt": {"package": "lipt", "recipe": "methods.lipt.recipe"},
@@ -20,6 +20,8 @@ PAPERS: dict[str, dict[str, str | None]] = {
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
 METHODS: dict[str, dict[str, str]] = {
+    "instruct-ipt": {"target": "methods.instruct_ipt.model:InstructIPT", "paper": "instruct-ipt",
+                     "doc": "Instruct-IPT: IPT with low-rank task biases on toy-selected weights, text instructions"},
     "mgsr": {"target": "methods.mgsr.objective:MGSR", "paper": "mgsr",
              "doc": "MGSR: SFT + DAC-KL + span loss with SCRG sequence revision"},
     "qac": {"target": "methods.qac.model:QAC", "paper": "qac",
