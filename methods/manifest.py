@@ -8,7 +8,7 @@ from __future__ import annotations
 PAPERS: dict[str, dict[str, str | None]] = {
     "u-dit": {"package": "u_dit", "recipe": "methods.u_dit.recipe"},
     "qac": {"package": "qac", "recipe": "methods.qac.recipe"},
-    "tad-sr": {"package": "tad_sr", "recipe": None},
+    "tad-sr": {"package": "tad_sr", "recipe": "methods.tad_sr.recipe"},
     "mgsr": {"package": "mgsr", "recipe": "methods.mgsr.recipe"},
     "instruct-ipt": {"package": "instruct_ipt", "recipe": "methods.instruct_ipt.recipe"},
     "gim": {"package": "gim", "recipe": "methods.gim.recipe"},
@@ -32,6 +32,8 @@ METHODS: dict[str, dict[str, str]] = {
               "doc": "U-DiT-S/B/L: U-shaped DiT with token-downsampled attention, RoPE2D, re-parameterised FFN"},
     "gimformer": {"target": "methods.gim.model:build_gimformer", "paper": "gim",
                   "doc": "GIMFormer: ShadowTracer trace + dual MiT with FSB and MWAM, CMX fusion, MLP decoder"},
+    "tad-sr": {"target": "methods.tad_sr.pipeline:distill_student", "paper": "tad-sr",
+               "doc": "TAD-SR: one-step ResShift student, latent MSE + HSD + time-aware discriminator"},
     "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",
              "doc": "LIPT Tiny/Small/Base at x2/x3/x4 with NVSM-SA and the deployable re-parameterisation"},
     "mipkd": {"target": "methods.mipkd.mixers:MiPKD", "paper": "mipkd",

@@ -57,6 +57,11 @@ DIALECTS: dict[str, dict[str, Any]] = {
                       protocol="kernel (KID-style, cubic polynomial) distance in the digits classifier features; NOT KID",
                       target="bench.metrics.offline_fd:kd_digits", tolerance={"abs": 2e-3}),
     # --- restoration ------------------------------------------------------------------------------
+    "fd_dct8@patches": dict(direction="lower", unit="", family="restoration",
+                            protocol="Frechet distance between the 8x8 stride-4 luma-patch AC DCT coefficients of "
+                                     "restored and ground-truth images (offline, no weights; texture realism); "
+                                     "NOT FID, not paired",
+                            target="bench.metrics.patch_fd:fd_dct8_patches", tolerance={"rel": 0.05}),
     "psnr_y@matlab": dict(direction="higher", unit="dB", family="restoration",
                           protocol="uint8-rounded images, BT.601 limited-range Y (MATLAB rgb2ycbcr), border crop = "
                                    "scale, float64, mean over images",
@@ -135,6 +140,8 @@ DIALECTS: dict[str, dict[str, Any]] = {
                                         "assigns to the requested class (chance 0.1)"),
     "psnr_gain_y@bicubic": _sanity("dB", "psnr_y@matlab of the model minus psnr_y@matlab of MATLAB-bicubic upscaling "
                                          "of the same LR inputs, same crop"),
+    "psnr_gain_y@untrained": _sanity("dB", "psnr_y@matlab of the model minus that of the same architecture at its "
+                                           "initialisation (untrained), same sampler, noise, inputs and crop"),
     "psnr_gain@degraded": _sanity("dB", "PSNR of the restored image minus PSNR of the degraded input, same dialect"),
     "map_gain@supervised": _sanity("%", "coco_bbox_map@pycocotools of the model minus that of the supervised-only "
                                         "model trained on the same labelled split with the same budget"),

@@ -1,0 +1,1 @@
+"""ResShift (Yue et al., NeurIPS 2023): residual-shifting diffusion for SR, the teacher of SinSR and TAD-SR."""
