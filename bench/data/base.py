@@ -73,6 +73,25 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+class FirstN:
+    """The first ``n`` items of an indexed dataset (a DIV2K subset at small scale, a rehearsal's test images); its
+    fingerprint names the cut, so a subset never passes for the whole set."""
+
+    def __init__(self, source: Any, n: int):
+        self.source, self.n = source, min(int(n), len(source))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def fingerprint(self) -> str:
+        return f"{self.source.fingerprint()}[:{self.n}]"
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return self.source[index]
+
+
 class IndexedDataset:
     """Base class: subclasses set `self.name`, build their index in `__init__`, and implement
     `__len__`, `load(i)` and `_fingerprint()`."""

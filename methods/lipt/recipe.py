@@ -29,6 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bench.data.base import FirstN
 from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError, load_target
 from bench.spec import RunSpec, canonical_json
@@ -267,24 +268,6 @@ def _open(name: str, split: str, ctx: RunContext, **kwargs: Any):
     return open_dataset(name, split, ctx.data_root, **kwargs)
 
 
-class _FirstN:
-    """The first ``n`` items of an indexed dataset (a DIV2K subset at small scale, a rehearsal's test images)."""
-
-    def __init__(self, source: Any, n: int):
-        self.source, self.n = source, min(int(n), len(source))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def fingerprint(self) -> str:
-        return f"{self.source.fingerprint()}[:{self.n}]"
-
-    def __getitem__(self, index: int) -> Any:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        return self.source[index]
-
-
 @cache
 def _smoke_train_source(s: int, hr_size: int | None):
     """The train photos (``hr_size`` x ``hr_size`` like the test split, or full size when None) with their
@@ -309,7 +292,7 @@ def training_set(spec: RunSpec, ctx: RunContext, s: int):
               else _open("div2k", "train", ctx, scale=s))
     fingerprint = source.fingerprint()
     if train.get("train_subset"):
-        source = _FirstN(source, train["train_subset"])
+        source = FirstN(source, train["train_subset"])
         fingerprint += f"[:{source.n}]"
     data = SRPatchDataset(source, s, _lr_patch(train, s), repeat=int(train.get("repeat", 1)),
                           augment=bool(train.get("augment")), preload=bool(train.get("preload", True)))
@@ -322,7 +305,7 @@ def evaluation_set(spec: RunSpec, ctx: RunContext, s: int):
     else:
         test = _open(spec.dataset, spec.split, ctx, scale=s)
     n = spec.capped("max_samples", len(test))  # a rehearsal evaluates only its first few images
-    return test if n == len(test) else _FirstN(test, n)
+    return test if n == len(test) else FirstN(test, n)
 
 
 # --------------------------------------------------------------------------------------------- training

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bench.data.base import FirstN
 from bench.recipe import RunContext, SeedResult, metric_record, torch_threads
 from bench.registry import BenchError
 from bench.spec import RunSpec, canonical_json
@@ -187,22 +188,6 @@ def _smoke_train_source(s: int, hr_size: int):
     return open_dataset("photos", "train", None, scale=s, size=hr_size)
 
 
-class _FirstN:
-    def __init__(self, source: Any, n: int):
-        self.source, self.n = source, min(int(n), len(source))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def fingerprint(self) -> str:
-        return f"{self.source.fingerprint()}[:{self.n}]"
-
-    def __getitem__(self, index: int) -> Any:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        return self.source[index]
-
-
 def training_set(spec: RunSpec, ctx: RunContext, s: int):
     from baselines.sr.train_eval import SRPatchDataset
     from bench.data.formats import open_dataset
@@ -211,7 +196,7 @@ def training_set(spec: RunSpec, ctx: RunContext, s: int):
     source = (_smoke_train_source(s, train["train_hr_size"]) if spec.scale == "smoke"
               else open_dataset("div2k", "train", ctx.data_root, scale=s))
     if train.get("train_subset"):
-        source = _FirstN(source, train["train_subset"])
+        source = FirstN(source, train["train_subset"])
     data = SRPatchDataset(source, s, int(train["lr_patch"]), repeat=int(train.get("repeat", 1)),
                           augment=bool(train.get("augment")), preload=bool(train.get("preload", True)))
     return data, source.fingerprint()
@@ -225,7 +210,7 @@ def evaluation_set(spec: RunSpec, ctx: RunContext, s: int):
     else:
         test = open_dataset(spec.dataset, spec.split, ctx.data_root, scale=s)
     n = spec.capped("max_samples", len(test))
-    return test if n == len(test) else _FirstN(test, n)
+    return test if n == len(test) else FirstN(test, n)
 
 
 # ----------------------------------------------------------------------------------------------- training
