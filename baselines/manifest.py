@@ -40,6 +40,8 @@ BASELINES: dict[str, dict[str, str]] = {
                  "doc": "ResShift: residual-shifting diffusion SR (Swin-UNet, eta schedule, samplers)"},
     "sinsr": {"target": "baselines.resshift.sinsr:sinsr_loss",
               "doc": "SinSR: one-step distillation of ResShift (consistency-preserving loss)"},
+    "nafnet": {"target": "baselines.ir.nafnet:build", "doc": "NAFNet (GoPro/SIDD width32/64 configs, official shapes)"},
+    "restormer": {"target": "baselines.ir.restormer:build", "doc": "Restormer (official shapes, 26.13M)"},
     "rcan": {"target": "baselines.sr.rcan:build", "doc": "RCAN (residual channel-attention groups; EDSR-PyTorch layout)"},
     "sr-kd": {"target": "baselines.sr_kd.distill:Distiller",
               "doc": "SR student trained alone or with Logits-KD / FitNet / AT / FAKD (one shared loop)"},

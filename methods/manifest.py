@@ -15,7 +15,7 @@ PAPERS: dict[str, dict[str, str | None]] = {
     "ctf": {"package": "ctf", "recipe": "methods.ctf.recipe"},
     "lipt": {"package": "lipt", "recipe": "methods.lipt.recipe"},
     "mipkd": {"package": "mipkd", "recipe": "methods.mipkd.recipe"},
-    "sam-prior": {"package": "sam_prior", "recipe": None},
+    "sam-prior": {"package": "sam_prior", "recipe": "methods.sam_prior.recipe"},
 }
 
 # Implementations of the papers' own methods, by registered name (lazy targets; none imports torch here).
@@ -30,10 +30,12 @@ METHODS: dict[str, dict[str, str]] = {
             "doc": "CTF: K teacher-student pairs on LabelMatch with DPCO teacher selection"},
     "u-dit": {"target": "methods.u_dit.model:udit", "paper": "u-dit",
               "doc": "U-DiT-S/B/L: U-shaped DiT with token-downsampled attention, RoPE2D, re-parameterised FFN"},
-    "gimformer": {"target": "methods.gim.model:build_gimformer", "paper": "gim",
-                  "doc": "GIMFormer: ShadowTracer trace + dual MiT with FSB and MWAM, CMX fusion, MLP decoder"},
+    "sam-prior": {"target": "methods.sam_prior.model:SAMPriorDistill", "paper": "sam-prior",
+                  "doc": "SAM-prior distillation: SPF fusion + SPD self-distillation + SGR relation loss (training only)"},
     "tad-sr": {"target": "methods.tad_sr.pipeline:distill_student", "paper": "tad-sr",
                "doc": "TAD-SR: one-step ResShift student, latent MSE + HSD + time-aware discriminator"},
+    "gimformer": {"target": "methods.gim.model:build_gimformer", "paper": "gim",
+                  "doc": "GIMFormer: ShadowTracer trace + dual MiT with FSB and MWAM, CMX fusion, MLP decoder"},
     "lipt": {"target": "methods.lipt.model:build_lipt", "paper": "lipt",
              "doc": "LIPT Tiny/Small/Base at x2/x3/x4 with NVSM-SA and the deployable re-parameterisation"},
     "mipkd": {"target": "methods.mipkd.mixers:MiPKD", "paper": "mipkd",

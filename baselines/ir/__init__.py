@@ -1,0 +1,1 @@
+"""Image-restoration baselines at official shapes (NAFNet, Restormer)."""
