@@ -962,12 +962,16 @@ def profile(paper: Optional[str] = typer.Argument(None, help="paper slug"),
                                                    help="time the forward (default: on CUDA always, on CPU only "
                                                         "at smoke scale)"),
             threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's own)"),
+            entry: Optional[list[str]] = typer.Option(None, "--entry", "-e", help="only these entries (a,b or repeat)"),
             fmt: Fmt = _format_option(), as_json: bool = _json_option()) -> None:
     """Params, MACs, latency (CUDA events on GPU) and NFE of every entry of a paper. Progress and warnings go
     to stderr, so --format json/csv output stays clean."""
+    import inspect
+
     from bench import profile as profile_mod
 
     paper = _one_paper(paper, paper_opt)
+    wanted = _entries(paper, entry)
     fmt = _output_format(fmt, as_json)
     scales = _scales(scale) or []
     if len(scales) != 1:
@@ -985,8 +989,16 @@ def profile(paper: Optional[str] = typer.Argument(None, help="paper slug"),
         recipe = papers.recipe(paper)
         if not hasattr(recipe, "profile"):
             raise BenchError(f"the {paper} recipe has no profile yet")
+        # a recipe that can profile some entries builds only those; the others profile all and are filtered
+        only = {"entries": wanted} if wanted and "entries" in inspect.signature(recipe.profile).parameters else {}
         rows = recipe.profile(scale=scale, device=plan.device, repeats=repeats, measure_latency=latency,
-                              progress=profile_mod.ProfileProgress())
+                              progress=profile_mod.ProfileProgress(), **only)
+    if wanted:
+        profiled = list(dict.fromkeys(str(r.get("entry")) for r in rows))
+        rows = [r for r in rows if r.get("entry") in wanted]
+        if not rows:
+            raise BenchError(f"{paper} profiles no entry among {', '.join(wanted)} at {scale} scale; it profiles: "
+                             f"{', '.join(profiled)}")
     title = (f"profile of {paper} ({scale}, {plan.device}, {plan.threads} thread(s); latency: "
              + (f"{plan.warmup} warm-up + {plan.repeats} timed calls, median and IQR in ms)" if plan.measure
                 else "not measured)"))

@@ -105,6 +105,19 @@ class LatencyPlan:
     why_not: str | None = None
 
 
+def profiled_entries(paper: str, scale: str, requested: list[str] | None, known: list[str],
+                     default: list[str] | None = None) -> list[str]:
+    """The entries `bench profile PAPER` measures: the requested ones (each checked against ``known``), else
+    ``default`` (the entries that scale runs), else every known one. A bad scale or entry is one line."""
+    if scale not in ("smoke", "small", "paper"):
+        raise BenchError(f"unknown scale {scale!r} for {paper} profile; use smoke, small or paper")
+    names = list(known if default is None else default) if requested is None else list(requested)
+    unknown = [e for e in names if e not in known]
+    if unknown:
+        raise BenchError(f"unknown {paper} entry {unknown[0]!r}; known: {', '.join(known)}")
+    return names
+
+
 def latency_plan(scale: str, device: str = "cpu", repeats: int = 20, measure: bool | None = None,
                  warmup: int | None = None) -> LatencyPlan:
     """The latency policy. measure None: time on CUDA always, on CPU only at smoke scale, where a forward takes

@@ -398,18 +398,13 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     """Params, MACs and latency of every entry on one 64x64 image (smoke) or 256x256 (small/paper)."""
     import torch
 
-    from bench.profile import ProfileJob, count_macs, latency_plan, run_profile
+    from bench.profile import ProfileJob, count_macs, latency_plan, profiled_entries, run_profile
 
     from .allinone import TASK_NAMES
     from .model import InstructIPT
     from .selection import candidate_weights
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for instruct-ipt profile; use smoke, small or paper")
-    names = list(ENTRIES) if entries is None else list(entries)
-    for e in names:
-        if e not in ENTRIES:
-            raise BenchError(f"unknown instruct-ipt entry {e!r}; known: {', '.join(ENTRIES)}")
+    names = profiled_entries("instruct-ipt", scale, entries, list(ENTRIES))
     plan_ = latency_plan(scale, device, repeats, measure_latency)
     side = 64 if scale == "smoke" else 256
 

@@ -490,16 +490,11 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     import torch
 
     from baselines.sr.train_eval import count_macs_meta, inference_model
-    from bench.profile import ProfileJob, count_params, latency_plan, run_profile
+    from bench.profile import ProfileJob, count_params, latency_plan, profiled_entries, run_profile
     from bench.provenance import cpu_model
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for lipt profile; use smoke, small or paper")
     default = [e for e in ENTRIES if scale != "smoke" or e not in NOT_AT_SMOKE]  # the entries each scale runs
-    names = default if entries is None else list(entries)
-    unknown = [e for e in names if e not in ENTRIES]
-    if unknown:
-        raise BenchError(f"unknown lipt entry {unknown[0]!r}; known: {', '.join(ENTRIES)}")
+    names = profiled_entries(PAPER, scale, entries, list(ENTRIES), default)
     plan = latency_plan(scale, device, repeats, measure_latency)
     device = plan.device
     on_gpu = device.startswith("cuda")

@@ -423,17 +423,11 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     import torch
 
     from baselines.sr.train_eval import count_macs_meta
-    from bench.profile import ProfileJob, count_params, latency_plan, run_profile
+    from bench.profile import ProfileJob, count_params, latency_plan, profiled_entries, run_profile
     from bench.provenance import cpu_model
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for mipkd profile; use smoke, small or paper")
+    names = profiled_entries("mipkd", scale, entries, ["teacher", *STUDENT_ENTRIES])
     pairs = {"smoke": SMOKE_PAIR} if scale == "smoke" else PAIRS
-    known = ["teacher", *STUDENT_ENTRIES]
-    names = known if entries is None else list(entries)
-    bad = [e for e in names if e not in known]
-    if bad:
-        raise BenchError(f"unknown mipkd entry {bad[0]!r}; known: {', '.join(known)}")
     lat = latency_plan(scale, device, repeats, measure_latency)
     device_name = torch.cuda.get_device_name(torch.device(lat.device)) if lat.device.startswith("cuda") \
         else cpu_model()

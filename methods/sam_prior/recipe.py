@@ -376,15 +376,10 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     training-time parameter count beside it. smoke: tiny configs at 64x64; small/paper: official configs at 256x256."""
     import torch
 
-    from bench.profile import ProfileJob, count_macs, count_params, latency_plan, run_profile
+    from bench.profile import ProfileJob, count_macs, count_params, latency_plan, profiled_entries, run_profile
     from methods.sam_prior.model import SAMPriorDistill
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for sam-prior profile; use smoke, small or paper")
-    names = list(ENTRIES) if entries is None else list(entries)
-    for e in names:
-        if e not in ENTRIES:
-            raise BenchError(f"unknown sam-prior entry {e!r}; known: {', '.join(ENTRIES)}")
+    names = profiled_entries("sam-prior", scale, entries, list(ENTRIES))
     plan = latency_plan(scale, device, repeats, measure_latency)
     side = 64 if scale == "smoke" else 256
 

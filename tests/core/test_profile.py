@@ -188,3 +188,17 @@ def test_progress_lines_stay_whole_around_notes_failures_and_warnings():
         "[1/2] dit-xl-2 ... done in 121.0 s",
         "warning: latency of dit-xl-2 is noisy: IQR 40% of median; use a quiet machine or more --repeats",
         "[1/1] u-dit-l ... failed"]
+
+
+def test_cli_profile_entry_option_profiles_only_those_entries():
+    """`-e` as in reproduce: a recipe that takes `entries` builds only those (lipt); an entry the card has but the
+    scale does not profile (qac's released pickle at smoke) and an unknown one are one line, exit 2."""
+    result = runner.invoke(app, ["profile", "lipt", "-e", "imdn,EDSR-baseline", "--no-latency", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["entry"] for r in json.loads(result.stdout)] == ["imdn", "edsr-baseline"]
+    assert result.stderr.count("done in") == 2  # the other four smoke entries were never built
+    for args, message in ((["qac", "-e", "edm-official"], "qac profiles no entry among edm-official at smoke scale"),
+                          (["lipt", "-e", "nope"], "unknown entry of lipt 'nope'")):
+        bad = runner.invoke(app, ["profile", *args, "--no-latency"])
+        errors = [line for line in bad.stderr.splitlines() if not line.startswith("[")]  # progress lines aside
+        assert bad.exit_code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {message}"), bad.output
