@@ -22,7 +22,19 @@ Views: one shared flip; weak = the teacher resize; strong = the student resize p
 colour op and one global affine in random order, then cutout); the matrix M that maps weak-view to strong-view
 coordinates travels with the batch (`u_matrix`). Labelled images: resize, flip and one RandAugment colour op.
 Deviation: the official sampler draws 1 labelled : 4 unlabelled images per batch; SemiPairs's 1 : 1 keeps every
-SSOD entry on the same images per step.
+SSOD entry on the same images per step (and is the protocol of LabelMatch's re-implementation, below).
+
+LabelMatch's re-implementation (hikvision-research/SSOD mmdet_extension/models/detectors/soft_teacher.py with
+configs/soft_teacher/soft_teacher_standard.py), whose numbers CTF's table cites, differs in four knobs, all set by
+baselines.ssod.configs' soft-teacher-40k / soft-teacher-voc:
+* one score threshold 0.9 (`score_thr`) for the RPN and the classification targets, no box jitter
+  (`box_jitter=False`: "Not support box jitter now");
+* `use_bbox_reg=False` zeroes EVERY unlabelled loss whose name holds 'bbox', the RPN's box term included
+  (`unsup_rpn_box=False`);
+* weight_u 2.0 and EMA momentum 0.996 (its defaults; the config sets neither);
+* its views (`views="labelmatch"`): labelled = resize + flip + UT-strong colour (AugmentationUT, no erasing);
+  student = resize + UT-strong colour + three random erasings, no affine (pipeline_u_1); teacher = resize
+  (pipeline_u), one shared flip.
 """
 from __future__ import annotations
 
@@ -43,6 +55,10 @@ from baselines.ssod.strong_aug import random_colour, strong_view, transform_boxe
 from baselines.ssod.teacher import ema_update, make_teacher
 from bench.registry import BenchError
 
+# "official": microsoft/SoftTeacher's pipelines; "labelmatch": hikvision-research/SSOD's (Unbiased Teacher's strong
+# colour ops and random erasing, no geometric op)
+VIEWS = ("official", "labelmatch")
+
 
 @dataclass(frozen=True)
 class SoftTeacherConfig:
@@ -57,8 +73,11 @@ class SoftTeacherConfig:
     jitter_times: int = 10
     jitter_scale: float = 0.06
     box_jitter: bool = True             # False: LabelMatch's re-implementation (no regression on pseudo-boxes)
+    unsup_rpn_box: bool = True          # False: LabelMatch's use_bbox_reg=False also drops the RPN box term
+    views: str = "official"             # "official" (RandAugment op + affine + cutout) | "labelmatch" (UT strong)
     cls_loss: str = "ce"                # the burn-in's classification loss (recipe.burn_in_loss)
     act_interval: int = 0               # no threshold refresh (LabelMatch's ACT only)
+    act_images: int = 0                 # no ACT images to score (the recipe's caps read it)
 
     def __post_init__(self) -> None:
         if self.method != "soft-teacher":
@@ -67,6 +86,8 @@ class SoftTeacherConfig:
             raise BenchError(f"keep_rate must lie in [0, 1], got {self.keep_rate}")
         if self.jitter_times < 2:
             raise BenchError(f"jitter_times must be at least 2 (a standard deviation), got {self.jitter_times}")
+        if self.views not in VIEWS:
+            raise BenchError(f"views must be one of {', '.join(VIEWS)}, got {self.views!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,9 +143,20 @@ def pseudo_targets(boxes: Tensor, scores: Tensor, labels: Tensor, uncertainty: T
 
 class SoftTeacherPairs(SemiPairs):
     """SemiPairs with Soft Teacher's views: a RandAugment colour op on labelled images; the unlabelled strong view
-    through a recorded affine (`u_matrix`: weak-view -> strong-view coordinates)."""
+    through a recorded affine (`u_matrix`: weak-view -> strong-view coordinates). With views="labelmatch"
+    LabelMatch's views instead (SemiPairs's: UT-strong colour, erasing on the student view), `u_matrix` then only
+    scales between the two resizes."""
+
+    def __init__(self, labelled: Any, unlabelled: Any, cats, aug, cache: bool = True, views: str = "official"):
+        super().__init__(labelled, unlabelled, cats, aug, cache)
+        self.views = views
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.views == "labelmatch":
+            item = super().__getitem__(index)
+            sx, sy = (float(v) for v in item.pop("u_to_student"))
+            item["u_matrix"] = torch.diag(torch.tensor([sx, sy, 1.0], dtype=torch.float64))
+            return item
         pick = int(torch.randint(0, len(self.labelled), ()))
         image, boxes, labels, _ = self.labelled.get(pick)
         image, boxes, _ = resize(image, boxes, self.aug.labelled_resize)
@@ -224,6 +256,8 @@ class SoftTeacher(nn.Module):
             reg_t.append(reg)
         image_list, features = student.extract(list(strong))
         proposals, losses = student.rpn.run(image_list, features, rpn_t, train_proposals=True)
+        if not cfg.unsup_rpn_box:
+            losses.pop("loss_rpn_box")
         # classification: standard sampling against the confident boxes, background weighted by the teacher
         samples = [student.sample_rois(p, b, lab) for p, (b, lab) in zip(proposals, cls_t)]
         logits, _ = student.box_forward(features, [s.boxes for s in samples])

@@ -183,6 +183,71 @@ def test_stac_pairs_carry_pseudo_boxes_and_train_a_step():
 
 
 # ---------------------------------------------------------------------------------------------------------
+# LabelMatch's re-implementations (the protocol of CTF's table: configs soft-teacher-40k / stac-40k)
+
+def test_labelmatch_stac_filter_keeps_only_scores_above_the_threshold():
+    # hikvision-research/SSOD STACHook: `box[-1] > score_thr`, no best-box fallback
+    assert confident_detections(torch.tensor([0.95, 0.9, 0.91]), 0.9, keep_best=False).tolist() == [True, False, True]
+    assert confident_detections(torch.tensor([0.6, 0.3]), 0.9, keep_best=False).tolist() == [False, False]
+    teacher = _FixedTeacher()
+    _, unlabelled, cats = _smoke_data()
+    pseudo = offline_pseudo_labels(teacher, unlabelled, cats, 0.95, ResizeSpec(), keep_best=False)
+    assert pseudo[0][1].tolist() == [2]   # 0.97 only; with the fallback the same (0.97 is the best)
+    pseudo = offline_pseudo_labels(teacher, unlabelled, cats, 0.98, ResizeSpec(), keep_best=False)
+    assert pseudo[0][1].tolist() == []    # the fallback would keep the 0.97 box
+
+
+def _smoke_with(name, **ssod):
+    from dataclasses import replace
+
+    recipe = named_config(name)
+    return replace(recipe, ssod=replace(recipe.ssod, **ssod))
+
+
+def test_labelmatch_soft_teacher_has_no_box_terms_on_unlabelled_images():
+    """use_bbox_reg=False in LabelMatch's SoftTeacher zeroes every unlabelled 'bbox' loss, the RPN's included."""
+    torch.manual_seed(0)
+    labelled, unlabelled, cats = _smoke_data()
+    recipe = _smoke_with("smoke-soft-teacher", box_jitter=False, unsup_rpn_box=False, views="labelmatch")
+    pairs = SoftTeacherPairs(labelled, unlabelled, cats, recipe.augment, views="labelmatch")
+    batch = collate([pairs[0], pairs[1]])
+    # the smoke views keep the 64-px size: the student view only differs in pixels, the matrix is the identity
+    assert all(torch.equal(m, torch.eye(3, dtype=torch.float64)) for m in batch["u_matrix"])
+    assert all(w.shape == s.shape and not torch.equal(w, s) for w, s in zip(batch["u_weak"], batch["u_strong"]))
+    module = SoftTeacher(build_detector(SMOKE_DETECTOR), recipe.ssod).train()
+    _, logs = module(batch)
+    unsup = {k for k in logs if k.startswith("unsup_")}
+    assert unsup == {"unsup_loss_rpn_cls", "unsup_loss_roi_cls"}
+    official = SoftTeacher(build_detector(SMOKE_DETECTOR), _smoke_with("smoke-soft-teacher").ssod).train()
+    assert "unsup_loss_rpn_box" in official(batch)[1]
+    with pytest.raises(BenchError, match="views"):
+        SoftTeacherConfig(views="mean-teacher")
+
+
+def test_labelmatch_stac_views_keep_the_pseudo_boxes_and_change_the_pixels():
+    """AugmentationUT(use_re=True, use_box=False): colour ops and erasing only, so without resize or flip the
+    pseudo-boxes reach the student unchanged (the official strong view moves them with its affine)."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    labelled, unlabelled, cats = _smoke_data()
+    recipe = _smoke_with("smoke-stac", keep_best=False, views="labelmatch")
+    aug = replace(recipe.augment, flip_prob=0.0)
+    box = (torch.tensor([[10.0, 10.0, 30.0, 40.0]]), torch.tensor([2]))
+    pseudo = [box] * len(unlabelled)
+    pairs = STACPairs(labelled, unlabelled, cats, aug, pseudo, views="labelmatch")
+    original = pairs.unlabelled.get(0)[0]
+    for i in range(8):
+        item = pairs[i]
+        assert torch.equal(item["boxes"][1], box[0]) and item["labels"][1].tolist() == [2]
+        assert item["images"][1].shape == original.shape
+    assert not torch.equal(pairs[0]["images"][1], original)
+    official = STACPairs(labelled, unlabelled, cats, aug, pseudo)
+    moved = sum(not torch.equal(official[i]["boxes"][1], box[0]) for i in range(8))
+    assert moved > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
 # strong augmentation geometry
 
 def test_rotation_about_the_centre_moves_boxes_as_by_hand():
