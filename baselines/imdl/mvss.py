@@ -48,13 +48,18 @@ class Bottleneck(nn.Module):
 class DilatedResNet(nn.Module):
     """ResNet with a stride-1, dilated (1, 2, 4) layer4. ``width`` 64 and layers (3, 4, 6, 3) is ResNet-50."""
 
-    def __init__(self, layers=(3, 4, 6, 3), width: int = 64, n_input: int = 3, num_classes: int = 1000):
+    def __init__(self, layers=(3, 4, 6, 3), width: int = 64, n_input: int = 3, num_classes: int = 1000,
+                 stem_stride: int = 4):
         super().__init__()
+        if stem_stride not in (1, 2, 4):
+            raise ValueError(f"stem_stride must be 1, 2 or 4 (official), got {stem_stride}")
         self.inplanes = width
-        self.conv1 = nn.Conv2d(n_input, width, 7, 2, 3, bias=False)
+        # stem_stride 4 is the official stem (stride-2 conv, stride-2 max-pool); 2 drops the pool's stride and 1 the
+        # conv's too. No parameter changes (the state-dict layout is the same); a smoke knob, see MVSSNet.
+        self.conv1 = nn.Conv2d(n_input, width, 7, 1 if stem_stride == 1 else 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if stem_stride == 4 else nn.Identity()
         self.layer1 = self._layer(width, layers[0])
         self.layer2 = self._layer(width * 2, layers[1], stride=2)
         self.layer3 = self._layer(width * 4, layers[2], stride=2)
@@ -185,9 +190,9 @@ def rgb2gray(x: torch.Tensor) -> torch.Tensor:
 class MVSSNet(nn.Module):
     """forward(x [B, 3, H, W]) -> dict(mask_logits [B, 1, H, W], edge_logits [B, 1, H, W])."""
 
-    def __init__(self, layers=(3, 4, 6, 3), width: int = 64, nclass: int = 1):
+    def __init__(self, layers=(3, 4, 6, 3), width: int = 64, nclass: int = 1, stem_stride: int = 4):
         super().__init__()
-        self.model = DilatedResNet(layers, width)
+        self.model = DilatedResNet(layers, width, stem_stride=stem_stride)
         c = [width * 4 * m for m in (1, 2, 4, 8)]
         for k in range(4):
             setattr(self, f"erb_db_{k + 1}", ERB(c[k], nclass))
@@ -197,7 +202,7 @@ class MVSSNet(nn.Module):
             sx, sy = sobel_pair(c[k])
             setattr(self, f"sobel_x{k + 1}", sx)
             setattr(self, f"sobel_y{k + 1}", sy)
-        self.noise_extractor = _Backbone(layers=layers, width=width)
+        self.noise_extractor = _Backbone(layers=layers, width=width, stem_stride=stem_stride)
         self.constrain_conv = BayarConv2d(1, 3, 5, padding=2)
         self.head = DAHead(c[3] * 2, nclass)
 
@@ -225,13 +230,24 @@ class MVSSNet(nn.Module):
         prob = torch.sigmoid(self.forward(x)["mask_logits"])[:, 0]
         return prob, prob.flatten(1).amax(dim=1)
 
-    def loss(self, x: torch.Tensor, mask: torch.Tensor, label: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
-        """MVSS-Net's loss with image labels (if_label): 0.16 dice(mask) + 0.04 BCE(GMP score, label) + 0.8 dice(edge)."""
+    def loss(self, x: torch.Tensor, mask: torch.Tensor, label: torch.Tensor, edge: torch.Tensor,
+             seg_loss: str = "dice", pos_weight: float = 1.0) -> torch.Tensor:
+        """MVSS-Net's loss with image labels (if_label): 0.16 seg(mask) + 0.04 BCE(GMP score, label) + 0.8 dice(edge).
+
+        ``seg_loss`` "dice" is the official mask term; "bce" replaces it by the BCE of the mask logits with
+        manipulated pixels weighted ``pos_weight`` (the segmentation loss the other entries use; a smoke knob)."""
         out = self.forward(x)
         pm, pe = torch.sigmoid(out["mask_logits"]), torch.sigmoid(out["edge_logits"])
         score = pm.flatten(1).amax(dim=1)
         clf = F.binary_cross_entropy(score.clamp(1e-6, 1 - 1e-6), label.float())
-        return 0.16 * dice_loss(pm, mask) + 0.04 * clf + 0.8 * dice_loss(pe, edge)
+        if seg_loss == "dice":
+            seg = dice_loss(pm, mask)
+        elif seg_loss == "bce":
+            seg = F.binary_cross_entropy_with_logits(out["mask_logits"][:, 0], mask.float(),
+                                                     pos_weight=torch.tensor(float(pos_weight), device=x.device))
+        else:
+            raise ValueError(f"seg_loss must be 'dice' or 'bce', got {seg_loss!r}")
+        return 0.16 * seg + 0.04 * clf + 0.8 * dice_loss(pe, edge)
 
 
 def dice_loss(out: torch.Tensor, gt: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:

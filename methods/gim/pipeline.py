@@ -9,7 +9,8 @@ one, test on the others).
 Smoke scale (embedded photos, CPU): the same four steps with classical editors standing in for the generative ones,
 each edit type a generator:
 - ``copy-move``: the region is filled from elsewhere in the same photo, resampled (random shift, scale 0.8-1.25);
-- ``splice``: the region is filled from another photo (random crop, resampled the same way);
+- ``splice``: the region is filled from another photo (random crop, resampled the same way) taken by another
+  camera, whose sensor noise is 1.5-2.5x stronger or weaker than the host's (``SPLICE_NOISE_RATIO``);
 - ``inpaint-telea``: OpenCV's Telea fast-marching inpainting of the region;
 - ``inpaint-biharmonic``: scikit-image's biharmonic inpainting of the region.
 Regions come from SLIC superpixels (scikit-image): one segment, grown by its neighbours until it covers 10-35 % of
@@ -36,6 +37,9 @@ GENERATORS = ("copy-move", "splice", "inpaint-telea", "inpaint-biharmonic")
 SOURCE_SIDE = 160          # photos are shrunk to this side, then random crops (rescaled to `size`) are the images
 REGION_FRACTION = (0.10, 0.35)
 CAMERA_NOISE = (10.0, 20.0)  # per-photo sensor-noise sigma (0..255): the embedded photos are smooth downscales [I]
+# a splice donor's camera is noisier or cleaner than the host's by 1.5-2.5x: with independent draws in CAMERA_NOISE
+# many splices had the host's level, and a 150-step smoke detector did not learn splices on every seed [I]
+SPLICE_NOISE_RATIO: tuple[float, float] | None = (1.5, 2.5)
 DEGRADATION_PROB = 0.1     # each of the three degradations hits an image with this probability (GIM: "random")
 JPEG_QUALITY = (70, 95)    # GIM's three degradations are not named (papers-other 4.2): JPEG, blur and noise [I]
 BLUR_SIGMA = (0.4, 1.0)
@@ -171,6 +175,15 @@ def camera_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> n
     return np.clip(np.round(image + rng.normal(0.0, sigma, image.shape)), 0, 255).astype(np.uint8)
 
 
+def _donor_camera(camera: float, rng: np.random.Generator) -> float:
+    """A splice donor's sensor-noise sigma: another camera, whose level differs from the host's by a factor drawn
+    log-uniformly in SPLICE_NOISE_RATIO, up or down (None: drawn independently in CAMERA_NOISE)."""
+    if SPLICE_NOISE_RATIO is None:
+        return float(rng.uniform(*CAMERA_NOISE))
+    ratio = float(np.exp(rng.uniform(np.log(SPLICE_NOISE_RATIO[0]), np.log(SPLICE_NOISE_RATIO[1]))))
+    return camera * ratio if rng.random() < 0.5 else camera / ratio
+
+
 @lru_cache(maxsize=4)
 def _sources(split: str) -> tuple[tuple[str, np.ndarray], ...]:
     from bench.data.smoke import _photos_cached
@@ -206,7 +219,7 @@ def make_pair(split: str, generator: str, index: int, size: int, seed: int) -> t
     camera = float(rng.uniform(*CAMERA_NOISE))
     real = camera_noise(real, camera, rng)
     mask, region = propose_region(real, rng)
-    donor, donor_name = None, None
+    donor, donor_name, donor_camera = None, None, None
     if generator in ("splice", "copy-move"):
         d = k
         if generator == "splice":
@@ -214,7 +227,7 @@ def make_pair(split: str, generator: str, index: int, size: int, seed: int) -> t
             d += d >= k  # another photo
         side = max(size, int(round(SOURCE_SIDE * size / crop)))  # the donor photo at the image's scale
         donor = cv2.resize(np.ascontiguousarray(sources[d][1]), (side, side), interpolation=cv2.INTER_AREA)
-        donor_camera = camera if d == k else float(rng.uniform(*CAMERA_NOISE))  # another camera for a splice
+        donor_camera = camera if d == k else _donor_camera(camera, rng)  # another camera for a splice
         donor = camera_noise(donor, donor_camera, rng)
         donor_name = sources[d][0]
     edited, params = edit(generator, real, mask, rng, donor)
@@ -227,7 +240,9 @@ def make_pair(split: str, generator: str, index: int, size: int, seed: int) -> t
     authentic = Item(real_out, np.zeros((size, size), bool), 0, "authentic", f"{name}_au",
                      {**base, "pair_of": generator, "degradations": real_deg})
     manipulated = Item(fake_out, mask, 1, generator, f"{name}_tp",
-                       {**base, "region": region, "editor": params, "donor": donor_name, "degradations": fake_deg})
+                       {**base, "region": region, "editor": params, "donor": donor_name,
+                        "donor_camera_noise": None if donor_camera is None else round(donor_camera, 3),
+                        "degradations": fake_deg})
     return authentic, manipulated
 
 

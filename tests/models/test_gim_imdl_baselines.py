@@ -7,6 +7,7 @@ re-computation from the same tensors, and the parameter count against the publis
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -266,3 +267,41 @@ def test_mvss_dilated_layer4_keeps_output_stride_16():
     feats = model.model.features(torch.rand(1, 3, 64, 64))
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 4]
     assert [b.conv2.dilation[0] for b in model.model.layer4] == [1, 2, 4]
+
+
+def test_mvss_smoke_stem_stride_keeps_the_layout_and_gives_an_8x8_map_at_32_px():
+    official, smoke = MVSSNet(layers=(1, 1, 1, 1), width=4), MVSSNet(layers=(1, 1, 1, 1), width=4, stem_stride=1)
+    smoke.load_state_dict(official.state_dict(), strict=True)  # no parameter differs
+    x = torch.rand(2, 3, 32, 32)
+    assert official.model.features(x)[-1].shape[-1] == 2   # output stride 16: 32 / 16
+    assert smoke.model.features(x)[-1].shape[-1] == 8      # output stride 4, as the MiT decoders' first stage
+    assert smoke.noise_extractor.model.features(x)[-1].shape[-1] == 8
+    with pytest.raises(ValueError, match="stem_stride"):
+        MVSSNet(layers=(1, 1, 1, 1), width=4, stem_stride=3)
+
+
+def test_mvss_loss_weights_by_hand():
+    """0.16 seg + 0.04 BCE(max prob, label) + 0.8 dice(edge); seg the official dice or the pos-weighted BCE."""
+    torch.manual_seed(0)
+    model = MVSSNet(layers=(1, 1, 1, 1), width=4, stem_stride=1).eval()
+    x = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 32, 32, dtype=torch.bool)
+    mask[0, 4:12, 8:20] = True
+    edge = torch.zeros_like(mask)
+    edge[0, 4, 8:20] = True
+    label = torch.tensor([1, 0])
+    with torch.no_grad():
+        out = model(x)
+        pm, pe = torch.sigmoid(out["mask_logits"])[:, 0].numpy(), torch.sigmoid(out["edge_logits"])[:, 0].numpy()
+        dice_official = model.loss(x, mask, label, edge).item()
+        bce_weighted = model.loss(x, mask, label, edge, seg_loss="bce", pos_weight=10.0).item()
+    m, e, y = mask.numpy().astype(float), edge.numpy().astype(float), label.numpy().astype(float)
+
+    def dice(p, g):
+        return 1.0 - (2.0 * (p * g).sum() + 1.0) / ((g ** 2).sum() + (p ** 2).sum() + 1.0)
+
+    score = pm.reshape(2, -1).max(axis=1)
+    clf = -(y * np.log(score) + (1 - y) * np.log(1 - score)).mean()
+    weighted = -(10.0 * m * np.log(pm) + (1 - m) * np.log(1 - pm)).mean()
+    assert dice_official == pytest.approx(0.16 * dice(pm, m) + 0.04 * clf + 0.8 * dice(pe, e), rel=1e-4)
+    assert bce_weighted == pytest.approx(0.16 * weighted + 0.04 * clf + 0.8 * dice(pe, e), rel=1e-4)

@@ -113,6 +113,16 @@ def test_pairs_are_seeded_and_recorded():
     assert {"region", "editor", "degradations", "camera_noise", "crop"} <= set(m1.record)
 
 
+def test_splice_donors_come_from_a_camera_with_another_noise_level():
+    lo, hi = P.SPLICE_NOISE_RATIO
+    for i in range(8):
+        _, m = P.make_pair("train", "splice", i, 32, seed=0)
+        ratio = m.record["donor_camera_noise"] / m.record["camera_noise"]
+        assert lo - 1e-3 <= max(ratio, 1 / ratio) <= hi + 1e-3  # recorded values are rounded to 3 decimals
+    _, cm = P.make_pair("train", "copy-move", 0, 32, seed=0)
+    assert cm.record["donor_camera_noise"] == cm.record["camera_noise"]  # copy-move: the same camera
+
+
 def test_paper_scale_assets_fail_with_one_line(tmp_path, monkeypatch):
     image = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(BenchError, match="SAM checkpoint not found"):

@@ -39,7 +39,9 @@ def test_cross_generator_tests_only_on_unseen_editors():
     assert set(train.generators) == {"authentic", "splice"}
     assert set(test.generators) == {"authentic", "copy-move", "inpaint-telea", "inpaint-biharmonic"}
     assert set(seen.generators) == {"authentic", "splice"}  # the sanity floor's in-distribution images
-    assert (test.labels == 1).sum() == (test.labels == 0).sum() == 36
+    n = R.SMOKE["test_pairs_per_generator"]
+    assert (test.labels == 1).sum() == (test.labels == 0).sum() == 3 * n
+    assert (seen.labels == 1).sum() == n  # the splice images the floor is measured on
     mix = next(s for s in R.plan(None, "smoke", None) if s.setting["protocol"] == "mix-generator")
     mtrain, mtest, _ = R.smoke_data(mix)
     assert len(mtrain) == len(train)  # the same training-set size in both settings
@@ -54,6 +56,12 @@ def test_random_map_floor_by_hand():
     assert R.random_f1(data) == pytest.approx((1 / 3 + 0.5) / 2)
 
 
+def test_lr_schedule_warms_up_linearly_then_decays_poly():
+    assert [R._poly(s, 100, 0.9, warmup=4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert R._poly(4, 100, 0.9, warmup=4) == pytest.approx(0.96 ** 0.9)
+    assert R._poly(50, 100, 0.9) == pytest.approx(0.5 ** 0.9)
+
+
 def test_one_short_seed_records_metrics_and_sanity_floors(tmp_path):
     spec = next(s for s in R.plan(None, "smoke", None)
                 if s.entry == "gimformer" and s.setting["protocol"] == "mix-generator")
@@ -61,7 +69,8 @@ def test_one_short_seed_records_metrics_and_sanity_floors(tmp_path):
     out = runner.execute(spec, Store(tmp_path), show_progress=False, log=lambda _: None)
     metrics = {m["metric"]: m for m in out.result["metrics"]}
     assert set(R.METRICS) <= set(metrics)
-    assert metrics["pixel_f1"]["n"] == 48 and metrics["image_auc"]["n"] == 96  # manipulated / all test images
+    n = 4 * R.SMOKE["test_pairs_per_generator"]  # four editors' manipulated images and as many authentic ones
+    assert metrics["pixel_f1"]["n"] == n and metrics["image_auc"]["n"] == 2 * n
     assert metrics["pixel_f1_gain@random"]["floor"]["value"] == 0.0
     assert run_sanity(out.result).status in ("passed", "did not learn")
     assert out.result["cost"]["train_steps"] == 3 and out.result["cost"]["tracer_steps"] == 2
