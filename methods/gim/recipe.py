@@ -482,14 +482,9 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, entrie
     import torch
 
     from baselines.sr.train_eval import count_macs_meta
-    from bench.profile import ProfileJob, count_params, latency_plan, run_profile
+    from bench.profile import ProfileJob, count_params, latency_plan, profiled_entries, run_profile
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for gim profile; use smoke, small or paper")
-    names = list(ENTRIES) if entries is None else list(entries)
-    unknown = [e for e in names if e not in ENTRIES]
-    if unknown:
-        raise BenchError(f"unknown gim entry {unknown[0]!r}; known: {', '.join(ENTRIES)}")
+    names = profiled_entries("gim", scale, entries, list(ENTRIES))
     plan_ = latency_plan(scale, device, repeats, measure_latency)
     size = SMOKE["size"] if scale == "smoke" else (SMALL_TRAIN["size"] if scale == "small" else PAPER_TRAIN["size"])
 
