@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -28,8 +29,22 @@ def test_unknown_paper_suggests_close_matches():
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_unimplemented_paper_refuses_to_reproduce(store_root):
-    result = runner.invoke(app, ["reproduce", "gim"])
+@pytest.fixture()
+def gim_card_only():
+    """All ten papers have recipes now: gim is registered card-only (no recipe) for the test, then restored."""
+    from bench import papers
+
+    reg = papers.registries()["papers"]
+    old = reg.get("gim")
+    reg.unregister("gim")
+    reg.register("gim", None, **old.meta)
+    yield "gim"
+    reg.unregister("gim")
+    reg.register("gim", old.target, **old.meta)
+
+
+def test_unimplemented_paper_refuses_to_reproduce(store_root, gim_card_only):
+    result = runner.invoke(app, ["reproduce", gim_card_only])
     assert result.exit_code == 2 and "not implemented yet" in result.output
     assert not store_root.exists() or not any(store_root.rglob("*.json"))
 
@@ -80,5 +95,5 @@ def test_piped_output_is_not_wrapped():
     out = subprocess.run([sys.executable, "-m", "bench.cli", "list"], capture_output=True, text=True, check=True,
                          env={**os.environ, "COLUMNS": "80"}).stdout
     rows = [line for line in out.splitlines() if "sam-prior" in line]
-    assert rows and "card only" in rows[0]
+    assert rows and "implemented" in rows[0]
     assert all(len(line) > 80 for line in rows)  # the table kept its natural width instead of folding at 80

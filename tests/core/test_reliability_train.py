@@ -102,6 +102,9 @@ def test_log_is_truncated_to_the_resumed_step(tmp_path):
 # --- through `bench reproduce`, with a real SIGINT ---------------------------------------------------------------
 def _job() -> None:
     """A toy paper whose seeds train for JOB_STEPS steps, reproduced through the real CLI."""
+    # A shell that starts a job in the background (`cmd &`, nohup) ignores SIGINT in it, and Python then installs
+    # no Ctrl-C handler: restore the interactive default so the test's SIGINT is a Ctrl-C wherever it runs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from bench import papers
     from bench.cli import app
     from bench.recipe import SeedResult, metric_record
