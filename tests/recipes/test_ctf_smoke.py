@@ -28,10 +28,10 @@ def ctf_paper():
 
 
 @pytest.mark.slow
-def test_smoke_reproduction_runs_every_entry(ctf_paper, store_root):
+def test_smoke_reproduction_runs_every_entry(ctf_paper, smoke_store):
     specs = runner.plan(ctf_paper, "smoke")
     assert [s.entry for s in specs] == ["supervised", "unbiased-teacher", "labelmatch", "ctf", "soft-teacher", "stac"]
-    store = Store(store_root)
+    store = Store(smoke_store)
     t0 = time.perf_counter()
     results = {s.entry: runner.execute(s, store, log=print).result for s in specs}
     wall = time.perf_counter() - t0
