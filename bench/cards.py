@@ -73,7 +73,9 @@ class Claim(Strict):
     metric: str
     dataset: str
     relation: Relation = Field(description="lhs <relation> rhs on the metric value, after the margin")
-    margin: float = Field(0.0, ge=0.0, description="lhs must beat rhs by at least this much, in metric units")
+    margin: float = Field(0.0, description="lhs must beat rhs by at least this much, in metric units; a negative "
+                                           "margin is a non-inferiority bound (\"within m of\"): lhs may trail rhs "
+                                           "by at most |margin|")
     setting: Setting = Field(default_factory=dict)
     rhs_setting: Setting | None = Field(None, description="the rhs's own setting when it differs (e.g. other "
                                                           "training length); defaults to `setting`")

@@ -16,8 +16,10 @@ Our side, per pair of lhs/rhs metric records (same dataset, same metric, same se
 - Floors (bench/sanity.py): a run below its sanity floor gives "no evidence (below the sanity floor)"; a run
   with no floor recorded gives "inconclusive (no sanity floor recorded)". Neither ever confirms or refutes.
 - Margin: the claim's margin is in the units of the claim's metric. It is applied on the same dialect and on a
-  declared comparable one (bench.metrics.manifest.comparable). A proxy dialect cannot express it: a margin > 0 on a proxy
-  is "inconclusive"; margin 0 tests the direction only.
+  declared comparable one (bench.metrics.manifest.comparable). A negative margin states non-inferiority ("TAD-SR
+  is within 0.02 CLIPIQA of its teacher": lhs ge rhs, margin -0.02): lhs may trail rhs by at most |margin|, and
+  the same shifted test decides it. A proxy dialect cannot express a margin: a margin other than 0 on a proxy is
+  "inconclusive"; margin 0 tests the direction only.
 - Seeds: at least 3 per side; a side whose seeds all give the same value is "inconclusive (seeds do not vary
   the result)", since a t-test on zero spread returns p = 0 for any gap.
 - Test: a one-sided Welch t-test on the margin-shifted difference. For gt/ge, H1: mean(lhs) - mean(rhs) > margin
@@ -488,7 +490,7 @@ def _pair(claim: Claim, lhs: Match, rhs: Match) -> Pair:
     setting = {k: v for k, v in sorted(lhs.ours.items()) if isinstance(v, (str, int, float, bool))}
     cost = our_cost(claim, lhs, rhs)
     gate = _floor_gate(lhs, rhs)
-    if gate is None and lhs.dialect == "proxy" and claim.margin > 0:
+    if gate is None and lhs.dialect == "proxy" and claim.margin != 0:
         gate = ("inconclusive", "margin not expressible in proxy units",
                 f"the margin {claim.margin:g} is in {claim.metric} units; {lhs.record['metric']} is a proxy; {shown}")
     if gate is None and (len(a) < MIN_SEEDS or len(b) < MIN_SEEDS):

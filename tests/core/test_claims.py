@@ -147,6 +147,22 @@ def test_same_gap_confirms_a_claim_without_margin(evid, store_root, tmp_path):
     assert v.test.p == pytest.approx(ttest_ind(CTF, LABELMATCH, equal_var=False, alternative="greater").pvalue)
 
 
+def test_a_negative_margin_is_a_non_inferiority_bound(evid, store_root, tmp_path):
+    """"Within 0.2 mAP of LabelMatch" (ge, margin -0.2): a student 0.1 behind is within it, 0.5 behind is not;
+    the same shifted one-sided Welch test decides, as scipy computes it."""
+    card = tmp_path / "evid.yaml"
+    card.write_text(card.read_text().replace("margin: 0.71", "margin: -0.2"))
+    papers.card.cache_clear()
+    behind = [x - 0.2 for x in CTF]  # 0.1 below LabelMatch on average
+    write_ctf(store_root, ctf=behind)
+    v = ours(evid, store_root, "margin")
+    expected = ttest_ind([x + 0.2 for x in behind], LABELMATCH, equal_var=False, alternative="greater")
+    assert v.verdict == "confirmed" and v.test.p == pytest.approx(expected.pvalue, rel=1e-9)
+    assert v.test.effect == pytest.approx(-0.1 + 0.2, abs=1e-9)
+    write_ctf(store_root, ctf=[x - 0.6 for x in CTF])  # newer runs, 0.5 below: outside the bound
+    assert ours(evid, store_root, "margin").verdict == "not confirmed"
+
+
 def test_margin_cannot_be_expressed_on_a_proxy(evid, store_root):
     proxy = {"dataset": "coco2017", "metrics": {"map_digits": "coco_bbox_map@pycocotools"}}
     for entry, values in (("ctf", [5.0, 5.2, 5.1]), ("labelmatch", [1.0, 1.1, 1.2])):
