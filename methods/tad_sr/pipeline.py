@@ -52,24 +52,29 @@ class Pairs:
         return self.hr.shape[0]
 
 
-def smoke_train_pairs(count: int, hr_patch: int, photo_size: int, sf: int, seed: int) -> Pairs:
-    """``count`` random HR crops (with flips) of the train photos and their Real-ESRGAN-degraded LR."""
+def smoke_whole_photo_pairs(draws: int, crops_per_draw: int, hr_patch: int, photo_size: int, sf: int,
+                            seed: int) -> Pairs:
+    """``draws`` Real-ESRGAN draws, each on a whole (randomly flipped) train photo, then ``crops_per_draw``
+    aligned crops (HR at multiples of sf, LR at /sf) of each: the degradation acts on the same 128x128 images as
+    at test (official: on 256x256 crops). Degrading 32x32 crops alone (the first smoke) put 8x8 LR through
+    JPEG and a 0.15x resize (4x4 pixels), unlike any test input: measured on the smoke teacher at 500 steps,
+    the one-call x0 went from -2.1 to -1.7 dB against bicubic with this change alone."""
     from bench.data.realesrgan_degrade import DegradationConfig, degrade
     from bench.data.smoke import photos
 
     images = photos("train", photo_size)
-    rng = np.random.default_rng([seed, 17])
-    hrs, lrs = [], []
+    rng = np.random.default_rng([seed, 19])
     cfg = DegradationConfig(sf=sf)
-    for i in range(count):
-        img = images[int(rng.integers(len(images)))]
-        top, left = (int(v) for v in rng.integers(0, photo_size - hr_patch + 1, size=2))
-        crop = img[top: top + hr_patch, left: left + hr_patch]
+    hrs, lrs, lr_patch = [], [], hr_patch // sf
+    for d in range(draws):
+        img = images[d % len(images)]
         if rng.uniform() < 0.5:
-            crop = crop[:, ::-1]
-        crop = np.ascontiguousarray(crop)
-        hrs.append(crop)
-        lrs.append(degrade(crop, np.random.default_rng([seed, 18, i]), cfg))
+            img = np.ascontiguousarray(img[:, ::-1])
+        lr = degrade(img, np.random.default_rng([seed, 20, d]), cfg)
+        for _ in range(crops_per_draw):
+            top, left = (int(v) for v in rng.integers(0, (photo_size - hr_patch) // sf + 1, size=2))
+            hrs.append(np.ascontiguousarray(img[top * sf: top * sf + hr_patch, left * sf: left * sf + hr_patch]))
+            lrs.append(np.ascontiguousarray(lr[top: top + lr_patch, left: left + lr_patch]))
     return Pairs(to_tensor(hrs), to_tensor(lrs), sf)
 
 

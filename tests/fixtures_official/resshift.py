@@ -126,3 +126,89 @@ def random_state_dict(layout: Layout, seed: int = 0):
 
     gen = torch.Generator().manual_seed(seed)
     return {k: torch.randn(shape, generator=gen) * 0.05 for k, shape in layout.items()}
+
+
+def _vq_resnet(key: str, cin: int, cout: int) -> Layout:
+    out = _norm(f"{key}.norm1", cin) | _conv(f"{key}.conv1", cin, cout, 3)
+    out |= _norm(f"{key}.norm2", cout) | _conv(f"{key}.conv2", cout, cout, 3)
+    if cin != cout:
+        out |= _conv(f"{key}.nin_shortcut", cin, cout, 1)
+    return out
+
+
+def _vq_mid(key: str, ch: int) -> Layout:
+    out = _vq_resnet(f"{key}.block_1", ch, ch) | _vq_resnet(f"{key}.block_2", ch, ch)
+    out |= _norm(f"{key}.attn_1.norm", ch)
+    for name in ("q", "k", "v", "proj_out"):
+        out |= _conv(f"{key}.attn_1.{name}", ch, ch, 1)
+    return out
+
+
+def vqmodel_torch_layout(ch: int = 128, ch_mult=(1, 2, 4), num_res_blocks: int = 2, z_channels: int = 3,
+                         embed_dim: int = 3, n_embed: int = 8192, in_channels: int = 3, out_ch: int = 3) -> Layout:
+    """ResShift's ``ldm.models.autoencoder.VQModelTorch`` (Encoder/Decoder of ldm/modules/diffusionmodules/model.py,
+    VectorQuantizer2 without remap) for ``attn_resolutions: []`` and ``double_z: False``: the mid attention is
+    there anyway, nothing else attends. Defaults: the f4 autoencoder of configs/realsr_swinunet_realesrgan256.yaml."""
+    out = _conv("encoder.conv_in", in_channels, ch, 3)
+    cin = ch
+    for i, mult in enumerate(ch_mult):
+        for j in range(num_res_blocks):
+            out |= _vq_resnet(f"encoder.down.{i}.block.{j}", cin, ch * mult)
+            cin = ch * mult
+        if i != len(ch_mult) - 1:
+            out |= _conv(f"encoder.down.{i}.downsample.conv", cin, cin, 3)
+    out |= _vq_mid("encoder.mid", cin) | _norm("encoder.norm_out", cin) | _conv("encoder.conv_out", cin, z_channels, 3)
+    out |= _conv("quant_conv", z_channels, embed_dim, 1) | {"quantize.embedding.weight": (n_embed, embed_dim)}
+    out |= _conv("post_quant_conv", embed_dim, z_channels, 1)
+    cin = ch * ch_mult[-1]
+    out |= _conv("decoder.conv_in", z_channels, cin, 3) | _vq_mid("decoder.mid", cin)
+    for i in reversed(range(len(ch_mult))):
+        for j in range(num_res_blocks + 1):
+            out |= _vq_resnet(f"decoder.up.{i}.block.{j}", cin, ch * ch_mult[i])
+            cin = ch * ch_mult[i]
+        if i != 0:
+            out |= _conv(f"decoder.up.{i}.upsample.conv", cin, cin, 3)
+    return out | _norm("decoder.norm_out", cin) | _conv("decoder.conv_out", cin, out_ch, 3)
+
+
+def write_vqgan_checkpoint(path, seed: int = 0, **layout_kwargs) -> dict:
+    """A random ``autoencoder_vq_f4.pth``-style file: the plain state dict ResShift's trainer loads strictly
+    (GroupNorm weights near 1 and a spread codebook, so encode/decode produce ordinary numbers)."""
+    import torch
+
+    state = random_state_dict(vqmodel_torch_layout(**layout_kwargs), seed)
+    for key in state:
+        if "norm" in key and key.endswith(".weight"):
+            state[key] = state[key] + 1.0
+    state["quantize.embedding.weight"] = state["quantize.embedding.weight"] * 20
+    torch.save(state, path)
+    return state
+
+
+def write_tad_sr_data_root(root, lr_size: int = 16, sf: int = 4, n_test: int = 2):
+    """TAD-SR's data in the official layouts, tiny: ResShift's ImageNet-Test (``resshift-imagenet-test/lq`` 64x64
+    and ``gt`` 256x256 in the release; here lr_size and sf x lr_size, same names on both sides), the LR-only
+    ``realsr/testdata/RealSR`` (one image larger than a tile) and ``realset65/testdata/RealSet65`` (one size that
+    is not a multiple of the padding offset), and ImageNet train images under ``imagenet/train/<wnid>/``."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.fixtures_official.div2k import smooth_image
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    for sub in ("resshift-imagenet-test/lq", "resshift-imagenet-test/gt", "realsr/testdata/RealSR",
+                "realset65/testdata/RealSet65", "imagenet/train/n01440764"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n_test):
+        gt = smooth_image(rng, lr_size * sf, lr_size * sf)
+        Image.fromarray(gt).save(root / "resshift-imagenet-test/gt" / f"ILSVRC2012_val_{i:08d}.png")
+        lr = np.asarray(Image.fromarray(gt).resize((lr_size, lr_size), Image.BICUBIC))
+        Image.fromarray(lr).save(root / "resshift-imagenet-test/lq" / f"ILSVRC2012_val_{i:08d}.png")
+    Image.fromarray(smooth_image(rng, lr_size + 4, lr_size + 8)).save(root / "realsr/testdata/RealSR/Canon_001.png")
+    Image.fromarray(smooth_image(rng, lr_size - 4, lr_size - 2)).save(root / "realset65/testdata/RealSet65/0014.jpg")
+    for i in range(3):
+        Image.fromarray(smooth_image(rng, 80, 72)).save(root / "imagenet/train/n01440764" / f"n01440764_{i}.JPEG")
+    return root

@@ -136,3 +136,23 @@ def test_a_tad_sr_step_updates_the_student_and_not_the_teacher(one_torch_thread)
     assert changed  # the student moved
     with torch.no_grad():
         assert student_forward(s, student, data.y[:1], torch.zeros(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_whole_photo_pairs_crop_the_lr_where_the_hr_was_cropped(monkeypatch):
+    """With the degradation replaced by a 4x4 box mean (computed here by hand with numpy), every LR crop must
+    be exactly the box mean of its HR crop: the crops of a whole-photo draw are aligned at x4."""
+    import numpy as np
+
+    from bench.data import realesrgan_degrade
+    from methods.tad_sr import pipeline as P
+
+    def box_mean(hr, rng, cfg):
+        h, w, c = hr.shape
+        return hr.reshape(h // 4, 4, w // 4, 4, c).astype(np.float64).mean(axis=(1, 3)).round().astype(np.uint8)
+
+    monkeypatch.setattr(realesrgan_degrade, "degrade", box_mean)
+    pairs = P.smoke_whole_photo_pairs(draws=3, crops_per_draw=2, hr_patch=16, photo_size=64, sf=4, seed=0)
+    assert pairs.hr.shape == (6, 3, 16, 16) and pairs.lr.shape == (6, 3, 4, 4)
+    hr, lr = P.to_uint8(pairs.hr), P.to_uint8(pairs.lr)
+    for h, low in zip(hr, lr):
+        assert np.array_equal(box_mean(h, None, None), low)

@@ -51,18 +51,37 @@ def test_dry_run_prints_the_paper_configs():
 
 
 @pytest.mark.slow
-def test_smoke_reproduction_clears_its_floors(store_root, one_torch_thread):
+def test_smoke_reproduction_records_the_bicubic_floor(smoke_store, one_torch_thread):
+    """The smoke records the honest real-world SR floor (PSNR over MATLAB bicubic of the same degraded LR).
+    The tiny models do not clear it (measured, see the recipe's docstring), so this checks the record, not a
+    pass: the trivial value is bicubic's PSNR computed here independently, and the teacher's one-call x0 (the
+    estimate of the posterior mean its floor judges) beats its own 15-step sample, which pays PSNR for being a
+    sample."""
+    from bench.data.imresize import imresize
+    from bench.metrics import compute
     from bench.sanity import run_sanity
     from bench.store import Store
+    from methods.tad_sr import pipeline as P
+    from methods.tad_sr import recipe
 
-    store = Store(store_root)
-    results = {s.entry: runner.execute(s, store, log=print).result for s in runner.plan("tad-sr", "smoke")}
+    store = Store(smoke_store)
+    specs = runner.plan("tad-sr", "smoke")
+    results = {s.entry: runner.execute(s, store, log=print).result for s in specs}
+    images, test = recipe._test_pairs(specs[0])
+    bicubic = [imresize(lr, 4.0) for lr in P.to_uint8(test.lr)]
+    psnr_bicubic = compute("psnr_y@matlab", preds=bicubic, targets=images, crop_border=4, float_range=255.0,
+                           self_ensemble=False).value
     for entry, result in results.items():
         assert result["status"] == "complete", entry
-        assert run_sanity(result).passed, (entry, run_sanity(result).detail())
         names = {m["metric"] for m in result["metrics"]}
-        assert names == {"psnr_y@matlab", "ssim_y@matlab", "fd_dct8@patches", "psnr_gain_y@untrained"}
+        assert names == {"psnr_y@matlab", "ssim_y@matlab", "fd_dct8@patches", "psnr_gain_y@bicubic"}
+        floor = next(m for m in result["metrics"] if m["metric"] == "psnr_gain_y@bicubic")
+        assert floor["floor"]["value"] == 0.0
+        assert floor["floor"]["trivial_value"] == pytest.approx(psnr_bicubic, abs=1e-9)
+        assert run_sanity(result).status == ("passed" if floor["value"] > 0 else "did not learn")
         print(entry, json.dumps({m["metric"]: m["value"] for m in result["metrics"]}), result["cost"]["nfe"])
+    teacher = next(m for m in results["resshift"]["metrics"] if m["metric"] == "psnr_gain_y@bicubic")
+    assert teacher["protocol"]["judged_psnr_y"] > teacher["protocol"]["sample_psnr_y"]
     assert results["resshift"]["cost"]["nfe"] == 15 and results["tad-sr"]["cost"]["nfe"] == 1
     # the teacher was trained once: both students reused it
     assert not results["resshift"]["provenance"]["teacher_reused"]
