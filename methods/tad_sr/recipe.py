@@ -426,22 +426,11 @@ def profile(scale: str = "smoke", device: str = "cpu", repeats: int = 20, measur
     import torch
 
     from baselines.resshift.unet import build
-    from bench.profile import (
-        ProfileJob,
-        count_macs,
-        count_params,
-        latency_plan,
-        run_profile,
-    )
+    from bench.profile import ProfileJob, count_macs, count_params, latency_plan, profiled_entries, run_profile
     from bench.provenance import cpu_model
     from methods.tad_sr import pipeline as P
 
-    if scale not in ("smoke", "small", "paper"):
-        raise BenchError(f"unknown scale {scale!r} for tad-sr profile; use smoke, small or paper")
-    names = list(ENTRIES) if entries is None else list(entries)
-    unknown = [e for e in names if e not in ENTRIES]
-    if unknown:
-        raise BenchError(f"unknown tad-sr entry {unknown[0]!r}; known: {', '.join(ENTRIES)}")
+    names = profiled_entries("tad-sr", scale, entries, list(ENTRIES))
     plan = latency_plan(scale, device, repeats, measure_latency)
     on_gpu = plan.device.startswith("cuda")
     device_name = torch.cuda.get_device_name(torch.device(plan.device)) if on_gpu else cpu_model()
